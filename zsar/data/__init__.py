@@ -1,0 +1,1 @@
+"""Video data: decoding, clip sampling, datasets, split protocols, the embedded benchmark."""
