@@ -1,0 +1,136 @@
+"""Decoding throughput: plain decord ``get_batch`` vs the project's loader, on the same files.
+
+Prints clips/s for 8 TSN segments per clip (evaluation indices):
+
+* ``decord``            — ``VideoReader(path, num_threads=1)`` + ``get_batch`` (the baseline);
+* ``loader cold``       — ``VideoDataset[i]`` without transform, first pass (PyAV probe + decord);
+* ``loader warm``       — the same, next passes (verified frame counts are cached: the steady state);
+* ``loader+transform``  — with the CLIP ViT-B/32 eval transform (resize + crop + normalise);
+
+each with its ratio to the baseline, then loader clips/s with DataLoader workers 0..N.
+The baseline can only read what decord opens, so every row uses the decord-readable files.
+
+    python benchmarks/bench_decoding.py [--root DIR] [--workers N] [--repeats R]
+
+``--root`` defaults to ``../shared/data/videos`` (the 25 real clips) or, if absent, 40
+synthetic 320x240 clips written to a temp folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import decord
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from zsar.data.dataset import VideoDataset
+from zsar.data.decoding import clear_cache
+from zsar.data.records import VideoList, VideoRecord
+from zsar.data.sampling import SegmentSampler
+from zsar.data.transforms import clip_transform
+from zsar.data.video_writer import write_video
+from zsar.paths import shared_data_dir
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".gif"}
+
+
+def synthetic_root(n: int = 40) -> Path:
+    """``n`` H.264 clips, 320x240, 90 frames of noise + a moving block (UCF101-like size)."""
+    root = Path(tempfile.mkdtemp(prefix="bench_decoding_"))
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        frames = np.repeat(rng.integers(0, 256, (1, 240, 320, 3), dtype=np.uint8), 90, axis=0)
+        for t in range(90):
+            frames[t, 60:120, 2 * t:2 * t + 60] = 255
+        write_video(root / f"clip{i:03d}.mp4", frames, 25)
+    return root
+
+
+def decord_readable(paths: list[Path]) -> list[Path]:
+    ok = []
+    for p in paths:
+        try:
+            if len(decord.VideoReader(str(p), num_threads=1)) > 0:
+                ok.append(p)
+        except (decord.DECORDError, RuntimeError):
+            print(f"  (baseline cannot open {p.name}: left out of every row)")
+    return ok
+
+
+def time_per_pass(fn, items, repeats: int) -> float:
+    """Median seconds of ``repeats`` passes of ``fn`` over ``items``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for item in items:
+            fn(item)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def plain_decord(path: Path, sampler=SegmentSampler(8)) -> np.ndarray:
+    vr = decord.VideoReader(str(path), num_threads=1)
+    return vr.get_batch(sampler(len(vr)).tolist()).asnumpy()
+
+
+def loader_rows(videos: VideoList, repeats: int) -> dict[str, float]:
+    n = len(videos)
+    plain = VideoDataset(videos, SegmentSampler(8))
+    clear_cache()
+    start = time.perf_counter()
+    for i in range(n):
+        plain[i]
+    cold = time.perf_counter() - start
+    warm = time_per_pass(plain.__getitem__, range(n), repeats)
+    with_tf = VideoDataset(videos, SegmentSampler(8), transform=clip_transform("ViT-B-32"))
+    transformed = time_per_pass(with_tf.__getitem__, range(n), repeats)
+    return {"loader cold (probe)": n / cold, "loader warm": n / warm, "loader+transform": n / transformed}
+
+
+def worker_scaling(videos: VideoList, max_workers: int, repeats: int) -> None:
+    ds = VideoDataset(videos, SegmentSampler(8), transform=clip_transform("ViT-B-32"))
+    print(f"\nDataLoader scaling (batch 4, with transform, {repeats} passes, median):")
+    base = None
+    for workers in range(0, max_workers + 1):
+        loader = DataLoader(ds, batch_size=4, num_workers=workers,
+                            persistent_workers=workers > 0)
+        for _ in loader:  # warm-up pass: starts workers, fills their frame-count caches
+            pass
+        seconds = time_per_pass(lambda _: [b for b in loader], [None], repeats)
+        rate = len(ds) / seconds
+        base = base or rate
+        print(f"  workers={workers:2d}: {rate:7.1f} clips/s  x{rate / base:4.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", type=Path, default=None, help="folder searched recursively for videos")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="max DataLoader workers")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per row (median)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # one core per decoder, as in a DataLoader worker
+    root = args.root or (shared_data_dir() / "videos")
+    if args.root is None and not root.is_dir():
+        root = synthetic_root()
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    print(f"{len(paths)} videos under {root}; 8 TSN segments per clip")
+    paths = decord_readable(paths)
+    videos = VideoList([VideoRecord(p, 0, p.name) for p in paths], ["any"], root)
+
+    baseline = len(paths) / time_per_pass(plain_decord, paths, args.repeats)
+    rows = {"decord get_batch": baseline, **loader_rows(videos, args.repeats)}
+    print(f"\n{'on ' + str(len(paths)) + ' decord-readable files':34s} clips/s   vs decord")
+    for name, rate in rows.items():
+        print(f"  {name:32s} {rate:7.1f}   x{rate / baseline:5.2f}")
+    worker_scaling(videos, args.workers, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

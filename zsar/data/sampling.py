@@ -1,0 +1,148 @@
+"""Clip samplers: map a video's length (and frame rate) to the frame indices to decode.
+
+A sampler is called as ``sampler(num_frames, fps, train=..., rng=...)`` and returns an int64
+array of shape ``(num_clips * frames_per_clip,)`` with every index in ``[0, num_frames)``.
+Training draws from ``rng`` (a ``numpy.random.Generator``, so the dataset can derive one per
+epoch and index); evaluation is deterministic and ignores ``rng``.
+
+* :class:`SegmentSampler` (``"tsn"``) — TSN: split the video into ``num_segments`` equal
+  segments, take one frame per segment (random in training, the centre in evaluation).
+* :class:`DenseSampler` (``"dense"``) — ``clip_len`` frames ``frame_interval`` apart from a
+  start (random in training, centred in evaluation); ``num_clips`` views are spread evenly.
+
+Videos shorter than the sampled span repeat frames rather than index past the end.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class FrameSampler(ABC):
+    """Base class. Subclasses set ``frames_per_clip`` and ``num_clips``."""
+
+    frames_per_clip: int
+    num_clips: int
+
+    @property
+    def num_indices(self) -> int:
+        """Length of the index array one call returns (``num_clips * frames_per_clip``)."""
+        return self.num_clips * self.frames_per_clip
+
+    def __call__(self, num_frames: int, fps: float | None = None, *, train: bool = False,
+                 rng: np.random.Generator | None = None) -> np.ndarray:
+        """Frame indices for one video.
+
+        Args:
+            num_frames: number of decodable frames (> 0).
+            fps: the video's frame rate; used only by samplers with a ``target_fps``.
+            train: draw random positions from ``rng`` (else deterministic centred positions).
+            rng: required when ``train`` is true.
+
+        Returns:
+            ``(num_clips * frames_per_clip,)`` int64 indices in ``[0, num_frames)``, clip-major.
+        """
+        if num_frames <= 0:
+            raise ValueError(f"num_frames must be positive, got {num_frames}")
+        if train and rng is None:
+            raise ValueError(f"{type(self).__name__}: train=True needs a numpy Generator rng")
+        idx = self._sample(int(num_frames), fps, rng if train else None)
+        return np.clip(idx.astype(np.int64), 0, num_frames - 1)
+
+    @abstractmethod
+    def _sample(self, num_frames: int, fps: float | None, rng: np.random.Generator | None) -> np.ndarray:
+        """Indices before clipping; ``rng`` is None in evaluation."""
+
+
+class SegmentSampler(FrameSampler):
+    """TSN segment sampling (Wang et al., 2016).
+
+    Args:
+        num_segments: frames per clip, one per equal-length segment.
+        num_clips: views per video. In evaluation view ``k`` takes offset ``(k + 0.5) / num_clips``
+            inside each segment (one view: the centre); in training each view is random.
+    """
+
+    def __init__(self, num_segments: int = 8, num_clips: int = 1):
+        if num_segments < 1 or num_clips < 1:
+            raise ValueError(f"num_segments and num_clips must be >= 1, got {num_segments}, {num_clips}")
+        self.frames_per_clip = self.num_segments = int(num_segments)
+        self.num_clips = int(num_clips)
+
+    def _sample(self, num_frames, fps, rng):
+        seg = num_frames / self.num_segments  # may be < 1: then segments share (repeat) frames
+        starts = np.floor(seg * np.arange(self.num_segments))
+        if rng is None:
+            offsets = (np.arange(self.num_clips)[:, None] + 0.5) / self.num_clips
+            return np.floor(starts[None, :] + offsets * seg).reshape(-1)
+        # one uniform draw per segment and view, scaled to the segment's length
+        u = rng.random((self.num_clips, self.num_segments))
+        return np.floor(starts[None, :] + u * max(seg, 1.0)).reshape(-1)
+
+    def __repr__(self) -> str:
+        return f"SegmentSampler(num_segments={self.num_segments}, num_clips={self.num_clips})"
+
+
+class DenseSampler(FrameSampler):
+    """Consecutive frames at a fixed stride (SlowFast / X3D style clips).
+
+    Args:
+        clip_len: frames per clip.
+        frame_interval: stride between sampled frames, in source frames.
+        num_clips: views per video; in evaluation their starts are spread evenly with view
+            ``k`` centred at ``(k + 0.5) / num_clips`` of the free range (one view: centred).
+        target_fps: if set, the stride is rescaled by ``fps / target_fps`` so a clip spans the
+            same time in videos of different frame rates.
+    """
+
+    def __init__(self, clip_len: int = 8, frame_interval: int = 1, num_clips: int = 1,
+                 target_fps: float | None = None):
+        if clip_len < 1 or frame_interval < 1 or num_clips < 1:
+            raise ValueError("clip_len, frame_interval and num_clips must be >= 1, got "
+                             f"{clip_len}, {frame_interval}, {num_clips}")
+        self.frames_per_clip = self.clip_len = int(clip_len)
+        self.frame_interval = int(frame_interval)
+        self.num_clips = int(num_clips)
+        self.target_fps = target_fps
+
+    def interval_for(self, fps: float | None) -> int:
+        """The stride used for a video at ``fps``."""
+        if self.target_fps and fps and fps == fps:
+            return max(1, round(self.frame_interval * fps / self.target_fps))
+        return self.frame_interval
+
+    def _sample(self, num_frames, fps, rng):
+        interval = self.interval_for(fps)
+        span = (self.clip_len - 1) * interval + 1
+        if span > num_frames:
+            # too short for the stride: spread clip_len frames over the whole video (repeats)
+            one = np.floor(np.linspace(0, num_frames - 1, self.clip_len) + 0.5)
+            return np.tile(one, self.num_clips)
+        free = num_frames - span
+        if rng is None:
+            starts = np.floor(free * (np.arange(self.num_clips) + 0.5) / self.num_clips + 0.5)
+        else:
+            starts = rng.integers(0, free + 1, size=self.num_clips)
+        return (starts[:, None] + interval * np.arange(self.clip_len)[None, :]).reshape(-1)
+
+    def __repr__(self) -> str:
+        return (f"DenseSampler(clip_len={self.clip_len}, frame_interval={self.frame_interval}, "
+                f"num_clips={self.num_clips}, target_fps={self.target_fps})")
+
+
+SAMPLERS = {"tsn": SegmentSampler, "segment": SegmentSampler, "dense": DenseSampler}
+
+
+def make_sampler(name: str, **kwargs) -> FrameSampler:
+    """Build a sampler by name: ``"tsn"``/``"segment"`` or ``"dense"``; kwargs go to its class.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+    """
+    try:
+        cls = SAMPLERS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}") from None
+    return cls(**kwargs)
