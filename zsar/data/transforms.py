@@ -20,6 +20,8 @@ import torchvision.transforms.v2.functional as TF
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torchvision.transforms import InterpolationMode
 
+import zsar.models.registry  # noqa: F401,E402  registers the project's zsar-* configs with open_clip
+
 _INTERPOLATIONS = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR}
 
 

@@ -134,7 +134,9 @@ SEMANTIC_SPACES: dict[str, type[SemanticSpace]] = {"minilm": MiniLMSpace, "glove
 
 
 def get_semantic_space(name: str, **kwargs) -> SemanticSpace:
-    """Return a new semantic space by registry name (``"minilm"`` or ``"glove"``)."""
+    """Return a new semantic space by registry name (``"minilm"``, ``"glove"`` or ``"clip"``)."""
+    if name == "clip" and name not in SEMANTIC_SPACES:
+        import zsar.models  # noqa: F401  registers ClipTextSpace lazily (keeps torch out of plain imports)
     try:
         return SEMANTIC_SPACES[name](**kwargs)
     except KeyError:

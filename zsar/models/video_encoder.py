@@ -1,0 +1,139 @@
+"""Frame-level video features from a CLIP image tower.
+
+A clip ``(B, T, 3, H, W)`` is encoded as ``B * T`` independent images (the frozen-CLIP
+baseline); temporal heads then work on the ``(B, T, D)`` features. :class:`FrameEncoder` also
+returns the last layer's patch tokens ``(B, T, N, W)`` for methods that need region features
+(ASU's multi-region attention, motion prompts).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def image_tower(model: nn.Module) -> nn.Module:
+    """The image tower of an open_clip model (``model.visual``), or ``model`` if it is one."""
+    return getattr(model, "visual", model)
+
+
+def _input_dtype(tower: nn.Module) -> torch.dtype:
+    # fp16/bf16 open_clip models keep LayerNorms in fp32; the patch conv shows the compute dtype
+    conv = getattr(tower, "conv1", None)
+    if conv is not None:
+        return conv.weight.dtype
+    return next(tower.parameters()).dtype
+
+
+def _check_video(video: torch.Tensor) -> None:
+    if video.ndim != 5 or video.shape[2] != 3:
+        raise ValueError(f"expected video of shape (B, T, 3, H, W), got {tuple(video.shape)}")
+
+
+def encode_video(model: nn.Module, video: torch.Tensor, normalize: bool = True,
+                 frames_per_batch: int | None = None) -> torch.Tensor:
+    """Per-frame embeddings of a batch of clips through the image tower.
+
+    Gradients flow if enabled; wrap in ``torch.no_grad()`` for frozen inference.
+
+    Args:
+        model: an open_clip model (its ``visual`` tower is used) or an image tower.
+        video: ``(B, T, 3, H, W)`` float, preprocessed as the model expects.
+        normalize: L2-normalise each frame embedding (CLIP's zero-shot convention).
+        frames_per_batch: run the tower on at most this many frames at once (memory cap).
+
+    Returns:
+        ``(B, T, D)`` frame embeddings, ``D`` the joint embedding size.
+    """
+    _check_video(video)
+    tower = image_tower(model)
+    b, t = video.shape[:2]
+    frames = video.reshape(b * t, *video.shape[2:]).to(_input_dtype(tower))
+    step = frames_per_batch or b * t
+    feats = torch.cat([tower(frames[i:i + step]) for i in range(0, b * t, step)])
+    if normalize:
+        feats = F.normalize(feats, dim=-1)
+    return feats.reshape(b, t, -1)
+
+
+def frame_average(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over time of frame features, L2-normalised.
+
+    Args:
+        features: ``(B, T, D)`` frame features.
+        mask: optional ``(B, T)`` bool, ``True`` for real frames (padding excluded).
+
+    Returns:
+        ``(B, D)`` unit vectors.
+    """
+    if features.ndim != 3:
+        raise ValueError(f"expected features of shape (B, T, D), got {tuple(features.shape)}")
+    if mask is None:
+        pooled = features.mean(dim=1)
+    else:
+        weights = mask.to(features.dtype).unsqueeze(-1)
+        pooled = (features * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+    return F.normalize(pooled, dim=-1)
+
+
+class FrameEncoder(nn.Module):
+    """Trainable wrapper of a CLIP image tower applied frame by frame.
+
+    Args:
+        model: open_clip model (its ``visual`` is wrapped, and shared, not copied) or an image tower.
+        frames_per_batch: cap on frames per tower call (memory).
+
+    Attributes:
+        visual: the wrapped image tower.
+        output_dim: ``D``, the joint embedding size.
+        token_dim: ``W``, the width of the patch tokens (ViT towers only, else ``None``).
+        grid_size: ``(H/p, W/p)`` patch grid (ViT towers only, else ``None``).
+    """
+
+    def __init__(self, model: nn.Module, frames_per_batch: int | None = None):
+        super().__init__()
+        self.visual = image_tower(model)
+        self.frames_per_batch = frames_per_batch
+        self.output_dim = getattr(self.visual, "output_dim", None)
+        self.token_dim = getattr(getattr(self.visual, "transformer", None), "width", None)
+        self.grid_size = getattr(self.visual, "grid_size", None)
+
+    def forward(self, video: torch.Tensor, return_tokens: bool = False, normalize: bool = False):
+        """Encode ``video`` ``(B, T, 3, H, W)``.
+
+        Args:
+            return_tokens: also return the patch tokens of the last block after the final
+                LayerNorm, unprojected (apply ``self.visual.proj`` to map them into ``D``).
+            normalize: L2-normalise the frame embeddings (not the tokens).
+
+        Returns:
+            ``(B, T, D)`` frame embeddings, or ``((B, T, D), (B, T, N, W))`` with tokens, where
+            ``N`` is the number of patches (fewer under patch dropout in training).
+
+        Raises:
+            NotImplementedError: ``return_tokens`` with a tower that is not open_clip's ViT.
+        """
+        if not return_tokens:
+            return encode_video(self.visual, video, normalize, self.frames_per_batch)
+        _check_video(video)
+        b, t = video.shape[:2]
+        frames = video.reshape(b * t, *video.shape[2:]).to(_input_dtype(self.visual))
+        step = self.frames_per_batch or b * t
+        pieces = [self._features_and_tokens(frames[i:i + step]) for i in range(0, b * t, step)]
+        feats = torch.cat([p[0] for p in pieces])
+        tokens = torch.cat([p[1] for p in pieces])
+        if normalize:
+            feats = F.normalize(feats, dim=-1)
+        return feats.reshape(b, t, -1), tokens.reshape(b, t, *tokens.shape[1:])
+
+    def _features_and_tokens(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from open_clip.transformer import VisionTransformer
+
+        if not isinstance(self.visual, VisionTransformer) or self.visual.attn_pool is not None:
+            raise NotImplementedError(
+                f"return_tokens needs open_clip's plain VisionTransformer tower, got {type(self.visual).__name__}")
+        # forward_intermediates is open_clip's public way to get tokens without rebuilding the
+        # tower with output_tokens=True; normalize_intermediates applies ln_post like forward()
+        out = self.visual.forward_intermediates(frames, indices=1, normalize_intermediates=True, output_fmt="NLC")
+        return out["image_features"], out["image_intermediates"][-1]
