@@ -1,1 +1,13 @@
-"""Video data: decoding, clip sampling, datasets, split protocols, the embedded benchmark."""
+"""Video data: decoding, clip sampling, datasets, split protocols, the embedded benchmark.
+
+Submodules (import what you need; nothing heavy happens at import):
+
+* :mod:`zsar.data.decoding` — ``open_video``, ``probe``, ``read_frames`` (decord, PyAV fallback)
+* :mod:`zsar.data.sampling` — TSN segment and dense samplers (``make_sampler``)
+* :mod:`zsar.data.transforms` — CLIP preprocessing from open_clip's configs
+* :mod:`zsar.data.dataset` — ``VideoDataset``: one generic dataset of sample dicts
+* :mod:`zsar.data.datasets` — thin factories (UCF101, HMDB51, Kinetics, ActivityNet, embedded, lists)
+* :mod:`zsar.data.protocols` — zero-shot splits, cross-dataset, K600 splits, K-shot, GZSL
+* :mod:`zsar.data.scan` — dataset scans with bad-file reports
+* :mod:`zsar.data.embedded` — the procedurally rendered benchmark
+"""
