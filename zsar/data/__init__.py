@@ -9,5 +9,6 @@ Submodules (import what you need; nothing heavy happens at import):
 * :mod:`zsar.data.datasets` — thin factories (UCF101, HMDB51, Kinetics, ActivityNet, embedded, lists)
 * :mod:`zsar.data.protocols` — zero-shot splits, cross-dataset, K600 splits, K-shot, GZSL
 * :mod:`zsar.data.scan` — dataset scans with bad-file reports
+* :mod:`zsar.data.frame_cache` — decode once: resized frames cached on disk, ``CachedVideoDataset``
 * :mod:`zsar.data.embedded` — the procedurally rendered benchmark
 """
