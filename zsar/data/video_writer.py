@@ -51,7 +51,8 @@ def write_video(
             stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
             stream.thread_count = 1  # deterministic output, and the caller parallelises over clips
             if codec == "libx264":
-                stream.options = {"crf": str(crf), "preset": preset}
+                # cpu-independent: identical bytes whatever the process encoded before (determinism)
+                stream.options = {"crf": str(crf), "preset": preset, "x264-params": "cpu-independent=1"}
             for frame in frames:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                     container.mux(packet)
