@@ -91,3 +91,16 @@ def shared_data() -> Path:
     if not (root / "videos").is_dir():
         pytest.skip(f"../shared/data not present: {root}")
     return root
+
+
+# One tiny embedded benchmark per test session, shared by the method / experiment / leakage tests.
+TINY_BENCH_CONFIG = dict(clips_per_class=4, n_classes=12, size=64, duration=1.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_bench(tmp_path_factory) -> Path:
+    """12 classes x 4 clips, 64 px, 1 s, generated once per session."""
+    from zsar.data.embedded import BenchmarkConfig, generate_benchmark
+
+    return generate_benchmark(tmp_path_factory.getbasetemp() / "zsar_tiny_bench",
+                              BenchmarkConfig(**TINY_BENCH_CONFIG), workers=1, progress=False)

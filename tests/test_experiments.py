@@ -1,0 +1,134 @@
+"""Experiments (zsar.experiments.zero_shot): run_split metrics, determinism, resume, many splits."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from zsar.data.embedded import load_catalog, temporal_pairs
+from zsar.data.protocols import ZeroShotSplit
+from zsar.evaluation.tables import TableHeader, summarize, to_markdown
+from zsar.experiments import METRIC_KEYS, REFERENCE_MARK, load_embedded_source, run_split, run_splits, \
+    temporal_pair_accuracy
+from zsar.methods import ResT
+
+torch.set_num_threads(1)
+
+REST = dict(frames=4, epochs=1, batch_size=6, progress=False, width=32, layers=1, heads=2, joint_dim=32,
+            lr=1e-4, transfer_k=3)
+TIMING_KEYS = {"train_time_s", "predict_time_s"}
+
+
+@pytest.fixture(scope="module")
+def source(tiny_bench):
+    return load_embedded_source(tiny_bench)
+
+
+@pytest.fixture(scope="module")
+def split(tiny_bench):
+    """Half the classes unseen, including both classes of one temporal pair."""
+    catalog = load_catalog(tiny_bench)
+    pair = temporal_pairs(catalog)[0]
+    others = [c.index for c in catalog if c.index not in pair]
+    unseen = list(pair) + others[: len(catalog) // 2 - 2]
+    seen = [c.index for c in catalog if c.index not in unseen]
+    return ZeroShotSplit(seen, unseen, name="with_pair", n_classes=len(catalog))
+
+
+@pytest.fixture(scope="module")
+def rest_run(source, split, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("rest_run")
+    return run_dir, run_split("rest", REST, source, split, run_dir, seed=3, resume=False)
+
+
+def test_run_split_writes_every_metric(rest_run, split):
+    run_dir, result = rest_run
+    stored = json.loads((run_dir / "metrics.json").read_text())
+    assert set(stored["metrics"]) == set(METRIC_KEYS)
+    assert stored["metrics"] == pytest.approx(result["metrics"], nan_ok=True)
+    m = result["metrics"]
+    for key in ("top1", "top5", "mean_class_acc", "top1_testlist", "gzsl_seen", "gzsl_unseen", "gzsl_harmonic",
+                "pair_acc"):
+        assert 0.0 <= m[key] <= 1.0, key
+    assert m["pair_videos"] > 0 and m["trainable_params"] > 0 and m["train_time_s"] > 0
+    assert result["zero_shot"] and result["split"] == "with_pair" and result["seed"] == 3
+    assert not list(run_dir.glob(".*tmp*"))  # atomic writes leave no temp files
+    scores = np.load(run_dir / "scores.npz")
+    assert scores["unseen_scores"].shape == (len(scores["unseen_labels"]), len(split.unseen))
+    header = TableHeader("embedded tiny, 6/6", "zsar-ViT-T-16-64 (random init)", 4, 1, 3)
+    assert "ResT" in to_markdown([result], header, metrics=["top1", "gzsl_harmonic"])
+
+
+def test_same_seed_gives_same_metrics(rest_run, source, split, tmp_path):
+    _, first = rest_run
+    again = run_split("rest", REST, source, split, tmp_path, seed=3, resume=False)
+    for key in set(METRIC_KEYS) - TIMING_KEYS:
+        assert again["metrics"][key] == pytest.approx(first["metrics"][key], nan_ok=True), key
+    assert np.array_equal(np.load(tmp_path / "scores.npz")["unseen_scores"],
+                          np.load(rest_run[0] / "scores.npz")["unseen_scores"])
+
+
+def test_resume_reuses_a_finished_run(rest_run, source, split, monkeypatch):
+    run_dir, first = rest_run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run must not be refitted")
+
+    monkeypatch.setattr(ResT, "fit", refuse)
+    assert run_split("rest", REST, source, split, run_dir, seed=3, resume=True) == json.loads(
+        (run_dir / "metrics.json").read_text())
+    with pytest.raises(AssertionError, match="refitted"):  # another config is recomputed
+        run_split("rest", {**REST, "transfer_k": 2}, source, split, run_dir, seed=3, resume=True)
+
+
+def test_run_splits_and_the_supervised_reference(source, split, tmp_path):
+    results = run_splits("eszsl", dict(frames=4, progress=False), source, tmp_path, n_splits=2, seed=0,
+                         progress=False)
+    assert [r["split"] for r in results] == ["random0_seed0", "random1_seed0"]
+    assert (tmp_path / "eszsl" / "random1_seed0" / "metrics.json").is_file()
+    ceiling = run_split("supervised", dict(frames=4, epochs=1, batch_size=6, width=32, heads=2, progress=False),
+                        source, split, tmp_path / "supervised", gzsl=True)
+    assert ceiling["method"].endswith(REFERENCE_MARK) and not ceiling["zero_shot"]
+    assert set(ceiling["metrics"]) == set(METRIC_KEYS)
+    # the ceiling is tested on test-list clips only, so both top-1 numbers coincide
+    assert ceiling["metrics"]["top1"] == ceiling["metrics"]["top1_testlist"]
+    table = summarize(results + [ceiling], metrics=["top1"])
+    assert table.loc["ESZSL (closed form)", "runs"] == 2 and len(table) == 2
+
+
+def test_without_gzsl_the_gzsl_metrics_are_nan(source, split, tmp_path):
+    result = run_split("frame_average", dict(frames=4, progress=False), source, split, tmp_path, gzsl=False)
+    assert all(math.isnan(result["metrics"][k]) for k in ("gzsl_seen", "gzsl_unseen", "gzsl_harmonic"))
+    assert not math.isnan(result["metrics"]["top1"])
+
+
+def test_temporal_pair_accuracy_by_hand():
+    # classes 0 and 1 form a pair, class 2 is alone; the pair is judged between columns 0 and 1 only
+    scores = np.array([[0.9, 0.1, 5.0],   # label 0: 0 beats 1 -> correct (column 2 is ignored)
+                       [0.2, 0.8, 0.0],   # label 0: wrong
+                       [0.5, 0.5, 0.0],   # label 1: tie goes to the lower index (0) -> wrong
+                       [0.0, 1.0, 0.0],   # label 1: correct
+                       [0.0, 0.0, 1.0]])  # label 2: not in a pair
+    labels = np.array([0, 0, 1, 1, 2])
+    assert temporal_pair_accuracy(scores, labels, [(0, 1)]) == (0.5, 4)
+    acc, n = temporal_pair_accuracy(scores, labels, [])
+    assert math.isnan(acc) and n == 0
+
+
+def test_checkpoints_of_another_configuration_are_not_resumed(source, split, tmp_path, monkeypatch):
+    from zsar.training.loop import Trainer
+
+    resumed = []
+    original = Trainer._resume_from
+    monkeypatch.setattr(Trainer, "_resume_from", lambda self, path: (resumed.append(path), original(self, path)))
+    kwargs = dict(frames=4, epochs=1, batch_size=6, width=32, heads=2, progress=False)
+    run_split("supervised", kwargs, source, split, tmp_path, gzsl=False)
+    run_split("supervised", {**kwargs, "heads": 4}, source, split, tmp_path, gzsl=False)
+    assert resumed == []  # same optimiser settings and tensor shapes, other model: must start over
+    (tmp_path / "metrics.json").unlink()
+    run_split("supervised", {**kwargs, "heads": 4}, source, split, tmp_path, gzsl=False)
+    assert len(resumed) == 1  # the same configuration resumes its finished checkpoint

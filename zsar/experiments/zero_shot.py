@@ -1,0 +1,315 @@
+"""Run a method on a zero-shot split (or many) and record its metrics.
+
+Data of one split (:func:`build_split_data`):
+
+* ``train`` — videos of the **seen** classes (the official *train* list when ``gzsl``, all of
+  them otherwise), minus ``val``: a stratified ``val_fraction`` of them for model selection.
+* ``unseen_test`` — every video of the unseen classes (the standard 50/50 protocol), labels
+  ``0..U-1``; ``testlist_mask`` marks those also in the official *test* list.
+* ``gzsl_test`` — test-list videos of the seen classes + ``unseen_test``, labels over
+  seen + unseen (``0..S-1`` seen). Seen test videos never reach training.
+
+The supervised ceiling (``is_zero_shot = False``) trains on the train list of **all** classes and
+is tested on the test-list videos only. Unseen classes' texts are checked not to reach a zero-shot
+method's training (:func:`~zsar.methods.class_texts.check_no_leaks`; a leak raises).
+
+Metrics (fractions; ``nan`` where undefined): ``top1``, ``top5``, ``mean_class_acc`` over the
+unseen classes; ``top1_testlist`` (the same on test-list videos, comparable with the ceiling);
+``gzsl_seen``, ``gzsl_unseen``, ``gzsl_harmonic``; ``pair_acc`` (2-way accuracy between the two
+classes of each temporal pair whose both classes are unseen) and ``pair_videos``;
+``train_time_s``, ``predict_time_s``, ``trainable_params``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from zsar.data.protocols import ZeroShotSplit, random_class_splits, restrict_classes
+from zsar.data.records import VideoList
+from zsar.evaluation.metrics import accuracy_report, gzsl_accuracy
+from zsar.io import atomic_write_json
+from zsar.methods import ClassTexts, check_no_leaks, make_method
+
+METRIC_KEYS = ("top1", "top5", "mean_class_acc", "top1_testlist", "gzsl_seen", "gzsl_unseen", "gzsl_harmonic",
+               "pair_acc", "pair_videos", "train_time_s", "predict_time_s", "trainable_params")
+RESULT_NEUTRAL_PARAMS = ("resume", "progress", "num_workers")  # do not change what a run computes
+REFERENCE_MARK = " †"  # appended to the table name of methods that are not zero-shot
+DatasetFactory = Callable[[VideoList, str], Any]
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Everything a split needs about a dataset.
+
+    Attributes:
+        videos: every video of every class (labels index ``texts``).
+        test_ids: ``video_id`` s of the official test list (disjoint groups).
+        texts: texts of all classes, in label order.
+        pairs: ``(i, j)`` class indices of temporal pairs (time reversals of each other).
+        name: for messages and tables.
+    """
+
+    videos: VideoList
+    test_ids: frozenset[str]
+    texts: ClassTexts
+    pairs: tuple[tuple[int, int], ...] = ()
+    name: str = ""
+
+
+def load_embedded_source(data_root: str | os.PathLike, split: int = 1) -> DataSource:
+    """A :class:`DataSource` of a generated embedded benchmark at ``data_root``."""
+    from zsar.data.datasets import embedded
+    from zsar.data.embedded import load_catalog, temporal_pairs
+
+    catalog = load_catalog(data_root)
+    videos = embedded(data_root, split=split, subset="all")
+    if [c.name for c in catalog] != list(videos.class_names):
+        raise ValueError(f"{data_root}: classes.json and classInd.txt list different classes")
+    test_ids = frozenset(r.video_id for r in embedded(data_root, split=split, subset="test").records)
+    return DataSource(videos, test_ids, ClassTexts.from_catalog(catalog), tuple(temporal_pairs(catalog)),
+                      f"embedded:{Path(data_root).name}")
+
+
+@dataclass
+class SplitData:
+    """Relabelled video lists of one split (see the module docstring)."""
+
+    seen_texts: ClassTexts
+    unseen_texts: ClassTexts
+    train: VideoList
+    val: VideoList | None
+    unseen_test: VideoList
+    gzsl_test: VideoList | None
+    testlist_mask: np.ndarray
+    pairs: list[tuple[int, int]]
+    fit_texts: ClassTexts
+
+
+def _holdout_mask(labels: Sequence[int], fraction: float, seed: int) -> np.ndarray:
+    """Stratified hold-out: ``round(fraction * n_c)`` videos per class, at least one left to train."""
+    labels = np.asarray(labels)
+    held = np.zeros(len(labels), dtype=bool)
+    if fraction <= 0:
+        return held
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        n_out = min(max(int(round(fraction * len(members))), 1), len(members) - 1)
+        if n_out > 0:
+            held[rng.choice(members, size=n_out, replace=False)] = True
+    return held
+
+
+def _records(videos: VideoList, keep) -> VideoList:
+    return VideoList([r for r in videos.records if keep(r)], videos.class_names, videos.root, videos.source,
+                     videos.class_dirs)
+
+
+def build_split_data(source: DataSource, split: ZeroShotSplit, zero_shot: bool = True, gzsl: bool = True,
+                     val_fraction: float = 0.2, seed: int = 0) -> SplitData:
+    """Partition ``source`` for one split; ``zero_shot=False`` builds the supervised ceiling's data.
+
+    Raises:
+        ValueError: GZSL or the ceiling asked of a source without test-list videos for the split.
+    """
+    seen, unseen = list(split.seen), list(split.unseen)
+    seen_set, unseen_set = set(seen), set(unseen)
+    fit_set = seen_set if zero_shot else seen_set | unseen_set
+    in_test = lambda r: r.video_id in source.test_ids  # noqa: E731
+    # GZSL keeps the seen test-list videos for testing; the ceiling must never train on test videos
+    exclude_test = gzsl or not zero_shot
+    pool = _records(source.videos, lambda r: r.label in fit_set and not (exclude_test and in_test(r)))
+    pool = restrict_classes(pool, seen if zero_shot else seen + unseen)
+    held = _holdout_mask(pool.labels, val_fraction, seed)
+    train = VideoList([r for r, h in zip(pool.records, held) if not h], pool.class_names, pool.root, pool.source)
+    val = VideoList([r for r, h in zip(pool.records, held) if h], pool.class_names, pool.root, pool.source)
+    unseen_list = _records(source.videos, lambda r: r.label in unseen_set and (zero_shot or in_test(r)))
+    unseen_test = restrict_classes(unseen_list, unseen)
+    gzsl_test = None
+    if gzsl:
+        both = _records(source.videos, lambda r: (r.label in seen_set and in_test(r))
+                        or (r.label in unseen_set and (zero_shot or in_test(r))))
+        gzsl_test = restrict_classes(both, seen + unseen)
+    if (gzsl and not set(gzsl_test.labels) & set(range(len(seen)))) or not len(unseen_test):
+        raise ValueError(f"{source.name or 'source'}, {split.name or 'split'}: no test-list videos for "
+                         f"{'GZSL' if zero_shot else 'the supervised ceiling'}; use gzsl=False or a source with "
+                         "a test list")
+    position = {c: i for i, c in enumerate(unseen)}
+    pairs = [(position[a], position[b]) for a, b in source.pairs if a in position and b in position]
+    mask = np.array([in_test(r) for r in unseen_test.records], dtype=bool)
+    seen_texts, unseen_texts = source.texts.subset(seen), source.texts.subset(unseen)
+    return SplitData(seen_texts, unseen_texts, train, val if len(val) else None, unseen_test, gzsl_test, mask,
+                     pairs, seen_texts if zero_shot else seen_texts + unseen_texts)
+
+
+def default_dataset_factory(backbone: str, frames: int, seed: int, pretrained: str | None = None,
+                            frame_cache=None) -> DatasetFactory:
+    """``(video_list, role) -> Dataset`` with TSN sampling and the backbone's CLIP transform.
+
+    ``role`` is ``"train"`` (random sampling and crops), ``"val"``, ``"unseen_test"`` or
+    ``"gzsl_test"``. With a :class:`~zsar.data.frame_cache.FrameCache` the datasets read decoded
+    frames from it (``CachedVideoDataset``, same sample dicts; missing entries are built).
+    """
+    from zsar.data.dataset import VideoDataset
+    from zsar.data.sampling import make_sampler
+    from zsar.data.transforms import clip_transform
+
+    def make(video_list: VideoList, role: str):
+        train = role == "train"
+        sampler, transform = make_sampler("tsn", num_segments=frames), clip_transform(backbone, pretrained, train=train)
+        if frame_cache is not None:
+            from zsar.data.frame_cache import CachedVideoDataset
+
+            return CachedVideoDataset(video_list, frame_cache, sampler, transform, train, seed, build_missing=True)
+        return VideoDataset(video_list, sampler, transform, train=train, seed=seed)
+
+    return make
+
+
+def temporal_pair_accuracy(scores: np.ndarray, labels: np.ndarray,
+                           pairs: Sequence[tuple[int, int]]) -> tuple[float, int]:
+    """2-way accuracy over the videos of each pair's two classes, between those two columns.
+
+    Returns:
+        ``(accuracy, number of videos)``; ``(nan, 0)`` without pairs.
+    """
+    correct, total = 0, 0
+    for a, b in pairs:
+        for cls, other in ((a, b), (b, a)):
+            rows = labels == cls
+            # ties go to the lower index, as argmax does
+            wins = scores[rows, cls] > scores[rows, other] if cls > other else scores[rows, cls] >= scores[rows, other]
+            correct, total = correct + int(wins.sum()), total + int(rows.sum())
+    return (correct / total if total else math.nan), total
+
+
+def split_metrics(data: SplitData, unseen_scores: np.ndarray, gzsl_scores: np.ndarray | None) -> dict[str, float]:
+    """The accuracy part of ``METRIC_KEYS`` from the scores of one split."""
+    labels = np.asarray(data.unseen_test.labels)
+    report = accuracy_report(unseen_scores, labels, ks=(1, 5))
+    metrics = {"top1": report["top1"], "top5": report.get("top5", math.nan),
+               "mean_class_acc": report["mean_class_acc"]}
+    mask = data.testlist_mask
+    metrics["top1_testlist"] = (float((unseen_scores[mask].argmax(1) == labels[mask]).mean())
+                                if mask.any() else math.nan)
+    metrics["gzsl_seen"] = metrics["gzsl_unseen"] = metrics["gzsl_harmonic"] = math.nan
+    if gzsl_scores is not None:
+        g = gzsl_accuracy(gzsl_scores, np.asarray(data.gzsl_test.labels), range(len(data.seen_texts)))
+        metrics.update(gzsl_seen=g["seen"], gzsl_unseen=g["unseen"], gzsl_harmonic=g["harmonic"])
+    acc, n = temporal_pair_accuracy(unseen_scores, labels, data.pairs)
+    metrics.update(pair_acc=acc, pair_videos=float(n))
+    return metrics
+
+
+def _config(method_name: str, params: dict, split: ZeroShotSplit, seed: int, gzsl: bool, val_fraction: float,
+            source: DataSource) -> dict:
+    """What identifies a run: a stored ``metrics.json`` with another config is recomputed."""
+    params = {k: v for k, v in params.items() if k not in RESULT_NEUTRAL_PARAMS}
+    return {"method_name": method_name, "params": params, "seen": list(split.seen), "unseen": list(split.unseen),
+            "seed": seed, "gzsl": gzsl, "val_fraction": val_fraction, "data": source.name}
+
+
+def _load_if_done(path: Path, config: dict) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stored if stored.get("config") == config else None
+
+
+def _predict(method, data: SplitData, make: DatasetFactory, gzsl: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    unseen_scores = method.predict_scores(make(data.unseen_test, "unseen_test"), data.unseen_texts, data.seen_texts)
+    gzsl_scores = None
+    if gzsl and data.gzsl_test is not None:
+        gzsl_scores = method.predict_scores(make(data.gzsl_test, "gzsl_test"), data.seen_texts + data.unseen_texts,
+                                            data.seen_texts)
+    return np.asarray(unseen_scores, dtype=np.float32), gzsl_scores
+
+
+def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
+              split: ZeroShotSplit, run_dir: str | os.PathLike, seed: int = 0, gzsl: bool = True,
+              val_fraction: float = 0.2, dataset_factory: DatasetFactory | None = None,
+              resume: bool = True) -> dict:
+    """Fit ``method_name`` on the seen classes of ``split``, test on the unseen ones, save metrics.
+
+    Args:
+        method_name: a key of :data:`zsar.methods.METHODS`.
+        method_kwargs: constructor arguments (``seed`` defaults to ``seed``).
+        data_root: an embedded benchmark folder, or a :class:`DataSource`.
+        split: seen/unseen classes (indices into the source's classes).
+        run_dir: output folder: ``metrics.json``, ``scores.npz`` and the method's checkpoints.
+        seed: seeds the method, the data draws and the validation hold-out.
+        gzsl: also evaluate generalised ZSL (seen test-list videos are then held out of training).
+        val_fraction: share of the training videos held out for model selection (seen classes).
+        dataset_factory: ``(video_list, role) -> Dataset``; default :func:`default_dataset_factory`.
+        resume: reuse a ``metrics.json`` of the same configuration (and the method's checkpoints).
+
+    Returns:
+        ``{"method", "method_name", "split", "seed", "zero_shot", "metrics", "config"}`` — the
+        shape :mod:`zsar.evaluation.tables` expects (``method`` ends in ``†`` when not zero-shot).
+
+    Raises:
+        LeakageError: a zero-shot method encoded text of an unseen class while fitting.
+    """
+    run_dir = Path(run_dir)
+    source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
+    method = make_method(method_name, **{"seed": seed, "resume": resume, **(method_kwargs or {})})
+    config = _config(method_name, method.get_params(), split, seed, gzsl, val_fraction, source)
+    done = _load_if_done(run_dir / "metrics.json", config) if resume else None
+    if done is not None:
+        return done
+    data = build_split_data(source, split, method.is_zero_shot, gzsl, val_fraction, seed)
+    make = dataset_factory or default_dataset_factory(method.backbone, method.frames, seed, method.pretrained)
+    val = make(data.val, "val") if data.val is not None else None
+    method.fit(make(data.train, "train"), data.fit_texts, run_dir, val_dataset=val)
+    if method.is_zero_shot:
+        check_no_leaks(method.encoded_texts(), data.seen_texts, data.unseen_texts, f"{method_name}.fit")
+    start = time.perf_counter()
+    unseen_scores, gzsl_scores = _predict(method, data, make, gzsl)
+    metrics = split_metrics(data, unseen_scores, gzsl_scores)
+    metrics.update(train_time_s=float(method.train_time_s_), predict_time_s=time.perf_counter() - start,
+                   trainable_params=float(method.trainable_parameters()))
+    result = {"method": method.display_name + ("" if method.is_zero_shot else REFERENCE_MARK),
+              "method_name": method_name, "split": split.name or "split", "seed": seed,
+              "zero_shot": method.is_zero_shot, "metrics": {k: float(metrics[k]) for k in METRIC_KEYS},
+              "config": config}
+    np.savez_compressed(run_dir / "scores.npz", unseen_scores=unseen_scores,
+                        unseen_labels=np.asarray(data.unseen_test.labels),
+                        unseen_video_ids=np.array([r.video_id for r in data.unseen_test.records]))
+    atomic_write_json(run_dir / "metrics.json", result)
+    return result
+
+
+def run_splits(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
+               run_root: str | os.PathLike, splits: Sequence[ZeroShotSplit] | None = None, n_splits: int = 10,
+               seed: int = 0, progress: bool | None = None, **kwargs) -> list[dict]:
+    """:func:`run_split` over ``splits`` (default: ``random_class_splits(C, n_splits, seed=seed)``).
+
+    Each split runs in ``run_root/<method_name>/<split name>``; ``kwargs`` go to :func:`run_split`.
+
+    Returns:
+        One result per split, ready for :func:`zsar.evaluation.tables.to_markdown`.
+    """
+    from tqdm.auto import tqdm
+
+    source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
+    if splits is None:
+        splits = random_class_splits(len(source.texts), n_splits, seed=seed)
+    results = []
+    for i, split in enumerate(tqdm(splits, desc=f"{method_name} splits", disable=progress is False)):
+        if not split.name:
+            split = dataclasses.replace(split, name=f"split{i}")
+        results.append(run_split(method_name, method_kwargs, source, split,
+                                 Path(run_root) / method_name / split.name, seed=seed, **kwargs))
+    return results

@@ -1,0 +1,124 @@
+"""The supervised ceiling: the same backbone + temporal head trained on *all* classes.
+
+Not a zero-shot method (``is_zero_shot = False``; tables mark it): it is trained on the training
+videos of every class, including the classes that are unseen for the zero-shot methods, and
+tested on held-out videos (UCF101-style test list, disjoint groups) of the unseen classes. It
+shows how far the zero-shot methods are from what the same architecture reaches with labels.
+:class:`VideoClassifier` is also the visual encoder DeViSE/ESZSL can fine-tune on seen classes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zsar.methods.base import ZeroShotMethod, cosine_scores
+from zsar.methods.class_texts import ClassTexts
+from zsar.methods.rest import TemporalTransformer
+from zsar.models import FrameEncoder, count_parameters
+
+
+class VideoClassifier(nn.Module):
+    """CLIP image tower per frame, an order-aware temporal transformer, and a linear head.
+
+    Args:
+        model: open_clip model (only its image tower is used and trained).
+        num_classes: output classes.
+        width, layers, heads, max_frames: temporal transformer size.
+    """
+
+    def __init__(self, model: nn.Module, num_classes: int, width: int = 256, layers: int = 1,
+                 heads: int = 4, max_frames: int = 32):
+        super().__init__()
+        self.encoder = FrameEncoder(model)
+        dim = self.encoder.output_dim
+        self.temporal = TemporalTransformer(dim, width, layers, heads, max_frames, dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def features(self, video: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 3, H, W)`` -> ``(B, D)`` pooled video features (before the head)."""
+        return self.temporal(self.encoder(video, normalize=True)).float()
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """``(B, num_classes)`` logits."""
+        return self.head(self.features(video))
+
+
+def classification_loss(module: nn.Module, batch: dict):
+    """Cross-entropy ``loss_fn`` for :class:`VideoClassifier` (with a training accuracy log)."""
+    logits = module(batch["video"])
+    loss = F.cross_entropy(logits, batch["label"])
+    return loss, {"acc": float((logits.argmax(1) == batch["label"]).float().mean())}
+
+
+def build_classifier(method: ZeroShotMethod, num_classes: int, width: int, layers: int,
+                     heads: int) -> VideoClassifier:
+    """A :class:`VideoClassifier` on a fresh backbone of ``method`` (text tower dropped)."""
+    from zsar.models import create_model
+
+    model = create_model(method.backbone, method.pretrained, device=method.device_)
+    return VideoClassifier(model.visual, num_classes, width, layers, heads, method.frames)
+
+
+class Supervised(ZeroShotMethod):
+    """Supervised ceiling (reference row, not zero-shot).
+
+    ``fit`` takes videos of **all** classes with ``seen_texts`` naming all of them;
+    ``predict_scores`` returns the logits of the target classes (which must be among them).
+
+    Args:
+        width, layers, heads: temporal head size.
+        **kwargs: the :class:`~zsar.methods.base.ZeroShotMethod` arguments.
+    """
+
+    name = "supervised"
+    display_name = "Supervised ceiling (all classes)"
+    is_zero_shot = False
+
+    def __init__(self, width: int = 256, layers: int = 1, heads: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.layers, self.heads = width, layers, heads
+
+    def fit(self, train_dataset, seen_texts: ClassTexts, run_dir: str | os.PathLike,
+            val_dataset=None) -> "Supervised":
+        """Train backbone + temporal head + linear classifier with cross-entropy."""
+        run_dir = self._start_fit(run_dir)
+        self.classes_ = seen_texts
+        self.module_ = build_classifier(self, len(seen_texts), self.width, self.layers, self.heads)
+        eval_fn = self._seen_eval_fn(val_dataset, seen_texts, self._logits)
+        self._train(self.module_, classification_loss, train_dataset, run_dir, eval_fn)
+        self.module_.eval()
+        return self._finish_fit(count_parameters(self.module_, trainable_only=True))
+
+    def _logits(self, module: VideoClassifier, dataset, texts: ClassTexts | None = None) -> np.ndarray:
+        return self._extract(lambda b: module(b["video"]), dataset)
+
+    def _target_columns(self, target_texts: ClassTexts) -> list[int]:
+        cols = self.classes_.index_of(target_texts.names)
+        missing = [n for n, c in zip(target_texts.names, cols) if c is None]
+        if missing:
+            raise KeyError(f"the supervised model was not trained on classes {missing}")
+        return cols
+
+    def predict_scores(self, dataset, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
+        """``(N, C)`` logits of the target classes (a subset of the trained ones)."""
+        self.check_is_fitted()
+        return self._logits(self.module_, dataset)[:, self._target_columns(target_texts)]
+
+    def video_embeddings(self, dataset) -> np.ndarray:
+        """``(N, D)`` pooled features before the linear head."""
+        self.check_is_fitted()
+        return self._extract(lambda b: self.module_.features(b["video"]), dataset)
+
+    def class_prototypes(self, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
+        """``(C, D)`` rows of the linear head for the target classes."""
+        self.check_is_fitted()
+        return self.module_.head.weight.detach().float().cpu().numpy()[self._target_columns(target_texts)]
+
+    def cosine_scores(self, dataset, target_texts: ClassTexts) -> np.ndarray:
+        """Cosine of features and head rows (for hubness analyses comparable to other methods)."""
+        return cosine_scores(self.video_embeddings(dataset), self.class_prototypes(target_texts))
