@@ -47,7 +47,7 @@ from zsar.data.decoding import BACKENDS, open_video
 from zsar.data.errors import VideoDecodeError, ZsarDataError
 from zsar.data.records import VideoList, VideoRecord
 from zsar.data.sampling import FrameSampler
-from zsar.data.scan import BadVideosError, ScanReport
+from zsar.data.scan import ScanReport, raise_or_warn
 from zsar.io import atomic_path, atomic_write_json
 from zsar.paths import cache_dir
 
@@ -417,14 +417,7 @@ def _paths_of(videos) -> list[Path]:
 
 
 def _finish_report(report: FrameCacheReport, on_error: str) -> FrameCacheReport:
-    if report.bad and on_error == "raise":
-        raise BadVideosError(report)
-    if report.bad:
-        shown = "\n".join(f"  {p}: {r}" for p, r in report.bad[:10])
-        more = f"\n  ... {len(report.bad) - 10} more in the report" if len(report.bad) > 10 else ""
-        warnings.warn(f"frame cache: skipping {len(report.bad)} of {report.count} videos that cannot "
-                      f"be decoded:\n{shown}{more}", stacklevel=3)
-    return report
+    return raise_or_warn(report, on_error, what="frame cache: ", stacklevel=4)
 
 
 def _pool_context():

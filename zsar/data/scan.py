@@ -147,13 +147,25 @@ def scan_videos(videos: VideoList | Iterable[str | os.PathLike], on_error: str =
         report.videos = VideoList([r for r in video_list.records if Path(r.path) in good],
                                   video_list.class_names, video_list.root, video_list.source,
                                   video_list.class_dirs)
+    return raise_or_warn(report, on_error, stacklevel=3)
+
+
+def raise_or_warn(report: "ScanReport", on_error: str, what: str = "", stacklevel: int = 2) -> "ScanReport":
+    """Apply ``on_error`` to a report: raise one error listing every bad file, or warn and go on.
+
+    Args:
+        report: a finished scan (or frame-cache build) report.
+        on_error: ``"raise"`` -> :class:`BadVideosError`; ``"skip"`` -> a warning naming the files.
+        what: prefix of the warning, e.g. ``"frame cache: "``.
+        stacklevel: passed to :func:`warnings.warn`.
+    """
     if report.bad and on_error == "raise":
         raise BadVideosError(report)
     if report.bad:
         shown = "\n".join(f"  {p}: {r}" for p, r in report.bad[:10])
         more = f"\n  ... {len(report.bad) - 10} more in the report" if len(report.bad) > 10 else ""
-        warnings.warn(f"skipping {len(report.bad)} of {report.count} videos that cannot be "
-                      f"decoded:\n{shown}{more}", stacklevel=2)
+        warnings.warn(f"{what}skipping {len(report.bad)} of {report.count} videos that cannot be "
+                      f"decoded:\n{shown}{more}", stacklevel=stacklevel)
     return report
 
 
