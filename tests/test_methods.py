@@ -172,3 +172,14 @@ def test_class_texts(tiny_bench):
         ClassTexts(("a", "a"))
     with pytest.raises(ValueError, match="descriptions"):
         ClassTexts(("a", "b"), ("only one",))
+
+
+def test_resumed_rest_fit_keeps_the_same_seen_prototypes(data, tmp_path):
+    """A finished fit restored from its checkpoint must rebuild identical class-mean prototypes
+    (they are computed on deterministic evaluation views, not on the last epoch's random clips)."""
+    split_data, make = data
+    train = make(split_data.train, "train")
+    kwargs = {**COMMON, **TINY_KWARGS["rest"], "epochs": 2, "resume": True}
+    first = make_method("rest", **kwargs).fit(train, split_data.seen_texts, tmp_path)
+    again = make_method("rest", **kwargs).fit(make(split_data.train, "train"), split_data.seen_texts, tmp_path)
+    np.testing.assert_allclose(again.seen_prototypes_, first.seen_prototypes_, atol=1e-6)

@@ -16,6 +16,7 @@ in ``fit`` the labels index ``seen_texts``. Every text encoder a method uses is 
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import time
@@ -277,6 +278,22 @@ class ZeroShotMethod:
             return {"val_top1": top1_accuracy(scores_fn(model, val_dataset, seen_texts), labels)}
 
         return evaluate
+
+
+def evaluation_view(dataset):
+    """A shallow copy of ``dataset`` that samples and transforms deterministically (eval mode).
+
+    Prototypes built from training videos must not depend on which epoch's random clips and
+    crops the dataset last served (a resumed fit would otherwise differ from an uninterrupted one).
+    """
+    view = copy.copy(dataset)
+    if hasattr(view, "train"):
+        view.train = False
+    transform = getattr(view, "transform", None)
+    if transform is not None and getattr(transform, "train", False):
+        view.transform = copy.copy(transform)
+        view.transform.train = False
+    return view
 
 
 def dataset_labels(dataset) -> np.ndarray:

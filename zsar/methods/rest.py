@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsar.methods.base import ZeroShotMethod, cosine_scores, dataset_labels
+from zsar.methods.base import ZeroShotMethod, cosine_scores, dataset_labels, evaluation_view
 from zsar.methods.class_texts import ClassTexts
 from zsar.methods.transfer import TransferResult, relatedness_matrix, semantic_transfer
 from zsar.models import FrameEncoder, count_parameters
@@ -251,7 +251,7 @@ class ResT(ZeroShotMethod):
         if self.prototype_source == "learned":
             self.seen_prototypes_ = F.normalize(self.module_.prototypes.detach().float(), dim=-1).cpu().numpy()
         else:
-            self.seen_prototypes_ = self._class_means(train_dataset, len(seen_texts))
+            self.seen_prototypes_ = self._class_means(evaluation_view(train_dataset), len(seen_texts))
         return self._finish_fit(trainable)
 
     def _val_scores(self, module: ResTModule, dataset, texts: ClassTexts) -> np.ndarray:
