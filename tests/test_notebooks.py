@@ -172,3 +172,23 @@ def test_03_semantic_transfer_metrics(smoke_runs):
     _figures_exist(smoke_runs, m["figures"], ["03_transfer_sweeps.png", "03_relatedness_spaces.png",
                                               "03_prototype_kinds.png", "03_transfer_weights.png",
                                               "03_per_class_gain.png"])
+
+
+def test_04_hubness_metrics(smoke_runs):
+    m = _metrics(smoke_runs, "04_hubness")
+    assert m["n_splits"] == 2 and m["methods"] == ["frame_average", "actionclip", "devise", "eszsl", "rest", "supervised"]
+    assert set(m["references"]) == {"inductive", "transductive"}
+    for name in m["methods"]:
+        p = m["per_method"][name]
+        assert _finite(p["sn_before"]) and _fraction(p["top1_before"]) and _fraction(p["gzsl_h_before"])
+        assert set(p["sn_after"]) == set(m["reducers"]) == set(p["top1_after"])
+        assert all(_finite(v) for v in p["sn_after"].values())
+        assert p["best_reducer"] in m["reducers"]
+        assert p["best_reducer_top1"] == max(p["top1_after"].values())
+    assert m["best_reducer_overall"] in m["reducers"]
+    t = m["transfer_vs_text"]
+    assert t is not None and set(t["sn"]) == {"text", "transferred", "fused (ResT default)"}
+    assert all(_finite(v["mean"]) for v in t["sn"].values())
+    assert t["transfer_lowers_hubness"] == (t["sn"]["transferred"]["mean"] < t["sn"]["text"]["mean"])
+    _figures_exist(smoke_runs, m["figures"], ["04_nk_histograms.png", "04_hubs_vs_accuracy.png",
+                                              "04_transfer_vs_text_hubness.png"])
