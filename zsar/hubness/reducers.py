@@ -138,7 +138,39 @@ class _Reducer(TransformerMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------- reducers
-class CSLS(_Reducer):
+class _RadiusReducer(_Reducer):
+    """Reducers that rescale each score by a neighbourhood radius of the query and of the target.
+
+    Subclasses set ``_native`` (``"similarity"`` or ``"distance"``: the scores they work on),
+    ``_statistic`` (``"mean"`` of the ``k`` nearest or the ``"kth"``) and ``_combine``.
+    """
+
+    _native = "similarity"
+    _statistic = "mean"
+
+    def __init__(self, k=10, kind="similarity"):
+        self.k = k
+        self.kind = kind
+
+    def _native_scores(self, x):
+        return _similarity(x, self.kind) if self._native == "similarity" else _distance(x, self.kind)
+
+    def _radius(self, scores, axis, exclude_self):
+        return _k_nearest_stat(scores, self.k, axis, self._native == "similarity", exclude_self, self._statistic)
+
+    def _fit(self, ref, exclude_self):
+        self.target_radius_ = self._radius(self._native_scores(ref), 0, exclude_self)
+
+    def _transform(self, x, exclude_self):
+        scores = self._native_scores(x)
+        r_query = self._radius(scores, 1, exclude_self)
+        return self._combine(scores, r_query[:, None], self.target_radius_[None, :])
+
+    def _combine(self, scores, r_query, r_target):
+        raise NotImplementedError
+
+
+class CSLS(_RadiusReducer):
     """Cross-domain similarity local scaling (Lample et al., 2018).
 
     ``CSLS(x, y) = 2 s(x, y) - r_T(x) - r_S(y)``: ``r_T(x)`` is the mean similarity of query
@@ -151,18 +183,10 @@ class CSLS(_Reducer):
     kind : {"similarity", "distance"}
     """
 
-    def __init__(self, k=10, kind="similarity"):
-        self.k = k
-        self.kind = kind
+    _native, _statistic = "similarity", "mean"
 
-    def _fit(self, ref, exclude_self):
-        sim = _similarity(ref, self.kind)
-        self.target_radius_ = _k_nearest_stat(sim, self.k, 0, True, exclude_self, "mean")
-
-    def _transform(self, x, exclude_self):
-        sim = _similarity(x, self.kind)
-        r_query = _k_nearest_stat(sim, self.k, 1, True, exclude_self, "mean")
-        return 2 * sim - r_query[:, None] - self.target_radius_[None, :]
+    def _combine(self, scores, r_query, r_target):
+        return 2 * scores - r_query - r_target
 
 
 class MutualProximity(_Reducer):
@@ -236,7 +260,7 @@ class MutualProximity(_Reducer):
         return out
 
 
-class LocalScaling(_Reducer):
+class LocalScaling(_RadiusReducer):
     """Local scaling (Zelnik-Manor & Perona, 2005), as the similarity ``1 - LS``.
 
     ``exp(-d_xy^2 / (sigma_x sigma_y))`` with ``sigma`` the distance to the ``k``-th nearest
@@ -248,22 +272,13 @@ class LocalScaling(_Reducer):
     kind : {"similarity", "distance"}
     """
 
-    def __init__(self, k=10, kind="similarity"):
-        self.k = k
-        self.kind = kind
+    _native, _statistic = "distance", "kth"
 
-    def _fit(self, ref, exclude_self):
-        dist = _distance(ref, self.kind)
-        self.target_radius_ = _k_nearest_stat(dist, self.k, 0, False, exclude_self, "kth")
-
-    def _transform(self, x, exclude_self):
-        dist = _distance(x, self.kind)
-        r_query = _k_nearest_stat(dist, self.k, 1, False, exclude_self, "kth")
-        scale = np.maximum(r_query[:, None] * self.target_radius_[None, :], np.finfo(float).tiny)
-        return np.exp(-(dist**2) / scale)
+    def _combine(self, scores, r_query, r_target):
+        return np.exp(-(scores**2) / np.maximum(r_query * r_target, np.finfo(float).tiny))
 
 
-class NICDM(_Reducer):
+class NICDM(_RadiusReducer):
     """Non-iterative contextual dissimilarity measure (Jegou et al., 2010), negated.
 
     ``-d_xy / sqrt(mu_x mu_y)`` with ``mu`` the mean distance to the ``k`` nearest neighbours
@@ -275,20 +290,10 @@ class NICDM(_Reducer):
     kind : {"similarity", "distance"}
     """
 
-    def __init__(self, k=10, kind="similarity"):
-        self.k = k
-        self.kind = kind
+    _native, _statistic = "distance", "mean"
 
-    def _fit(self, ref, exclude_self):
-        dist = _distance(ref, self.kind)
-        self.target_radius_ = _k_nearest_stat(dist, self.k, 0, False, exclude_self, "mean")
-
-    def _transform(self, x, exclude_self):
-        dist = _distance(x, self.kind)
-        r_query = _k_nearest_stat(dist, self.k, 1, False, exclude_self, "mean")
-        scale = np.sqrt(np.maximum(r_query[:, None] * self.target_radius_[None, :],
-                                   np.finfo(float).tiny))
-        return -dist / scale
+    def _combine(self, scores, r_query, r_target):
+        return -scores / np.sqrt(np.maximum(r_query * r_target, np.finfo(float).tiny))
 
 
 class DisSimLocal(_Reducer):
