@@ -79,6 +79,7 @@ def test_01_data_prep_metrics(smoke_runs):
         assert _finite(m[f"name_similarity_{space}_mean"])
     assert _finite(m["generation_clips_per_s"]) and m["generation_clips_per_s"] > 0
     _, figures, _ = smoke_runs
+    assert len(m["figures"]) == 5
     for name in m["figures"]:
         assert (figures / name).stat().st_size > 10_000, name
 
