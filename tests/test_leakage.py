@@ -33,6 +33,8 @@ ZERO_SHOT = {
     "eszsl": dict(semantic_space="minilm", visual="finetune", visual_epochs=1),
     "rest": dict(width=32, layers=1, heads=2, joint_dim=32, transfer_space="glove", transfer_alpha=0.5,
                  transfer_k=3),
+    "motion_prompts": dict(width=32, heads=2, prompt_hidden=16, text_kind="name+description"),
+    "lss": dict(width=32, layers=1, heads=2, concept_templates="clip_ucf101"),
 }
 
 

@@ -24,6 +24,8 @@ TINY_KWARGS = {
     "eszsl": {},
     "rest": dict(width=32, layers=1, heads=2, joint_dim=32, lr=1e-4, transfer_k=3),
     "supervised": dict(width=32, heads=2, lr=1e-4),
+    "motion_prompts": dict(width=32, heads=2, prompt_hidden=16),
+    "lss": dict(width=32, layers=1, heads=2, lr=1e-4, concept_templates="video"),
 }
 
 
@@ -48,7 +50,7 @@ def fitted(data, tmp_path_factory):
 
 
 def test_registry_lists_every_method():
-    assert set(METHODS) == {"frame_average", "actionclip", "devise", "eszsl", "rest", "supervised"}
+    assert set(METHODS) == {"frame_average", "actionclip", "devise", "eszsl", "rest", "motion_prompts", "lss", "supervised"}
     with pytest.raises(ValueError, match="unknown method"):
         make_method("nope")
 
@@ -81,7 +83,7 @@ def test_params_round_trip_and_unfitted_error(name):
 
 def test_training_methods_report_trainable_parameters(fitted):
     assert fitted["frame_average"].trainable_parameters() == 0
-    for name in ("actionclip", "rest", "supervised", "devise", "eszsl"):
+    for name in ("actionclip", "rest", "supervised", "devise", "eszsl", "motion_prompts", "lss"):
         assert fitted[name].trainable_parameters() > 0, name
 
 

@@ -7,7 +7,7 @@ import re
 import papermill as pm
 import pytest
 
-from zsar.workbook import _parse_value, list_notebooks
+from zsar.workbook import parse_value, list_notebooks
 
 pytestmark = pytest.mark.notebook
 
@@ -38,5 +38,5 @@ def test_every_notebook_declares_its_parameters_to_papermill():
 
 
 def test_runner_parses_parameter_values_like_papermill():
-    assert _parse_value("3") == 3 and _parse_value("True") is True and _parse_value("[1, 2]") == [1, 2]
-    assert _parse_value("ViT-B-16") == "ViT-B-16"
+    assert parse_value("3") == 3 and parse_value("True") is True and parse_value("[1, 2]") == [1, 2]
+    assert parse_value("ViT-B-16") == "ViT-B-16"

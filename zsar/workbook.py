@@ -73,7 +73,7 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     """papermill-style ``-p NAME VALUE``: Python literals where they parse, else the string."""
     try:
         return ast.literal_eval(text)
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs_dir = (args.runs_dir or paths.runs_dir()).resolve()
     figures_dir = (args.figures_dir or paths.figures_dir()).resolve()
-    params = {"SMOKE": args.smoke, "SEED": args.seed, **{k: _parse_value(v) for k, v in args.parameter}}
+    params = {"SMOKE": args.smoke, "SEED": args.seed, **{k: parse_value(v) for k, v in args.parameter}}
     notebooks = [nb for nb in list_notebooks() if args.only is None or nb.stem in args.only]
     if not notebooks:
         parser.error(f"no notebook matches --only {args.only}; have {[n.stem for n in list_notebooks()]}")

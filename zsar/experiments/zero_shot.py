@@ -210,7 +210,7 @@ def split_metrics(data: SplitData, unseen_scores: np.ndarray, gzsl_scores: np.nd
     return metrics
 
 
-def _config(method_name: str, params: dict, split: ZeroShotSplit, seed: int, gzsl: bool, val_fraction: float,
+def split_config(method_name: str, params: dict, split: ZeroShotSplit, seed: int, gzsl: bool, val_fraction: float,
             source: DataSource) -> dict:
     """What identifies a run: a stored ``metrics.json`` with another config is recomputed."""
     params = {k: v for k, v in params.items() if k not in RESULT_NEUTRAL_PARAMS}
@@ -218,7 +218,7 @@ def _config(method_name: str, params: dict, split: ZeroShotSplit, seed: int, gzs
             "seed": seed, "gzsl": gzsl, "val_fraction": val_fraction, "data": source.name}
 
 
-def _load_if_done(path: Path, config: dict) -> dict | None:
+def load_if_done(path: Path, config: dict) -> dict | None:
     if not path.is_file():
         return None
     try:
@@ -235,6 +235,29 @@ def _predict(method, data: SplitData, make: DatasetFactory, gzsl: bool) -> tuple
         gzsl_scores = method.predict_scores(make(data.gzsl_test, "gzsl_test"), data.seen_texts + data.unseen_texts,
                                             data.seen_texts)
     return np.asarray(unseen_scores, dtype=np.float32), gzsl_scores
+
+
+def fit_on_split(method, source: DataSource, split: ZeroShotSplit, run_dir: str | os.PathLike, seed: int = 0,
+                 gzsl: bool = True, val_fraction: float = 0.2,
+                 dataset_factory: DatasetFactory | None = None) -> tuple[SplitData, DatasetFactory]:
+    """Build ``split``'s data and fit ``method`` (an unfitted :class:`ZeroShotMethod`) on it in ``run_dir``.
+
+    The fitting half of :func:`run_split`, shared with the few-shot runner. A zero-shot method's
+    encoded texts are checked against the unseen classes afterwards.
+
+    Returns:
+        ``(data, make)``: the split data and the dataset factory used.
+
+    Raises:
+        LeakageError: the method encoded text of an unseen class while fitting.
+    """
+    data = build_split_data(source, split, method.is_zero_shot, gzsl, val_fraction, seed)
+    make = dataset_factory or default_dataset_factory(method.backbone, method.frames, seed, method.pretrained)
+    val = make(data.val, "val") if data.val is not None else None
+    method.fit(make(data.train, "train"), data.fit_texts, run_dir, val_dataset=val)
+    if method.is_zero_shot:
+        check_no_leaks(method.encoded_texts(), data.seen_texts, data.unseen_texts, f"{method.name}.fit")
+    return data, make
 
 
 def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
@@ -265,16 +288,11 @@ def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.
     run_dir = Path(run_dir)
     source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
     method = make_method(method_name, **{"seed": seed, "resume": resume, **(method_kwargs or {})})
-    config = _config(method_name, method.get_params(), split, seed, gzsl, val_fraction, source)
-    done = _load_if_done(run_dir / "metrics.json", config) if resume else None
+    config = split_config(method_name, method.get_params(), split, seed, gzsl, val_fraction, source)
+    done = load_if_done(run_dir / "metrics.json", config) if resume else None
     if done is not None:
         return done
-    data = build_split_data(source, split, method.is_zero_shot, gzsl, val_fraction, seed)
-    make = dataset_factory or default_dataset_factory(method.backbone, method.frames, seed, method.pretrained)
-    val = make(data.val, "val") if data.val is not None else None
-    method.fit(make(data.train, "train"), data.fit_texts, run_dir, val_dataset=val)
-    if method.is_zero_shot:
-        check_no_leaks(method.encoded_texts(), data.seen_texts, data.unseen_texts, f"{method_name}.fit")
+    data, make = fit_on_split(method, source, split, run_dir, seed, gzsl, val_fraction, dataset_factory)
     start = time.perf_counter()
     unseen_scores, gzsl_scores = _predict(method, data, make, gzsl)
     metrics = split_metrics(data, unseen_scores, gzsl_scores)

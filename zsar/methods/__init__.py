@@ -7,6 +7,8 @@ Registry (``METHODS``; build with :func:`make_method`):
 * ``devise``        — linear map to word vectors with a hinge-rank loss (DeViSE).
 * ``eszsl``         — closed-form bilinear compatibility (ESZSL).
 * ``rest``          — cross-modal transformer + semantic transfer (method A, ResT).
+* ``motion_prompts`` — motion block + motion-aware dynamic prompts + communication (method C).
+* ``lss``           — action concept space: EMA-teacher concept distillation + alignment (method D, LSS).
 * ``supervised``    — the same backbone trained on all classes: a ceiling, not zero-shot.
 
 Example::
@@ -24,13 +26,15 @@ from zsar.methods.class_texts import (TEXT_KINDS, ClassTexts, LeakageError, chec
                                       forbidden_strings)
 from zsar.methods.devise import ESZSL, DeViSE, eszsl_closed_form
 from zsar.methods.frame_average import FrameAverage
+from zsar.methods.lss import LSS
+from zsar.methods.motion_prompts import MotionPrompts
 from zsar.methods.rest import ResT, TemporalTransformer
 from zsar.methods.supervised import Supervised, VideoClassifier
 from zsar.methods.transfer import (TransferResult, describe_weights, relatedness_matrix, semantic_transfer,
                                    transfer_weights)
 
 METHODS: dict[str, type[ZeroShotMethod]] = {
-    cls.name: cls for cls in (FrameAverage, ActionCLIP, DeViSE, ESZSL, ResT, Supervised)
+    cls.name: cls for cls in (FrameAverage, ActionCLIP, DeViSE, ESZSL, ResT, MotionPrompts, LSS, Supervised)
 }
 """Method name -> class."""
 
@@ -48,8 +52,8 @@ def make_method(name: str, **kwargs) -> ZeroShotMethod:
 
 
 __all__ = [
-    "METHODS", "TEXT_KINDS", "ActionCLIP", "ClassTexts", "DeViSE", "ESZSL", "FrameAverage", "LeakageError",
-    "NotFittedError", "ResT", "Supervised", "TemporalTransformer", "TransferResult", "VideoClassifier",
+    "LSS", "METHODS", "TEXT_KINDS", "ActionCLIP", "ClassTexts", "DeViSE", "ESZSL", "FrameAverage", "LeakageError",
+    "MotionPrompts", "NotFittedError", "ResT", "Supervised", "TemporalTransformer", "TransferResult", "VideoClassifier",
     "ZeroShotMethod", "check_no_leaks", "cosine_scores", "describe_weights", "eszsl_closed_form",
     "find_leaks", "forbidden_strings", "make_method", "relatedness_matrix", "semantic_transfer",
     "transfer_weights",

@@ -2,8 +2,9 @@
 
 A clip ``(B, T, 3, H, W)`` is encoded as ``B * T`` independent images (the frozen-CLIP
 baseline); temporal heads then work on the ``(B, T, D)`` features. :class:`FrameEncoder` also
-returns the last layer's patch tokens ``(B, T, N, W)`` for methods that need region features
-(ASU's multi-region attention, motion prompts).
+returns spatial tokens ``(B, T, N, W)`` for methods that need region features (ASU's multi-region
+attention, motion prompts): the last block's patch tokens of a ViT tower, or the final feature
+map (before attention pooling) of a ModifiedResNet tower, one token per cell.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ def _input_dtype(tower: nn.Module) -> torch.dtype:
     if conv is not None:
         return conv.weight.dtype
     return next(tower.parameters()).dtype
+
+
+def _is_modified_resnet(tower: nn.Module) -> bool:
+    from open_clip.modified_resnet import ModifiedResNet
+
+    return isinstance(tower, ModifiedResNet)
 
 
 def _check_video(video: torch.Tensor) -> None:
@@ -87,8 +94,10 @@ class FrameEncoder(nn.Module):
     Attributes:
         visual: the wrapped image tower.
         output_dim: ``D``, the joint embedding size.
-        token_dim: ``W``, the width of the patch tokens (ViT towers only, else ``None``).
-        grid_size: ``(H/p, W/p)`` patch grid (ViT towers only, else ``None``).
+        token_dim: ``W``, the width of the tokens: the transformer width of a ViT tower, the
+            channels of the last stage (``32 * width``) of a ModifiedResNet; else ``None``.
+        grid_size: token grid: ``(H/p, W/p)`` patches of a ViT, ``(H/32, W/32)`` cells of a
+            ModifiedResNet; else ``None``.
     """
 
     def __init__(self, model: nn.Module, frames_per_batch: int | None = None):
@@ -98,21 +107,30 @@ class FrameEncoder(nn.Module):
         self.output_dim = getattr(self.visual, "output_dim", None)
         self.token_dim = getattr(getattr(self.visual, "transformer", None), "width", None)
         self.grid_size = getattr(self.visual, "grid_size", None)
+        if _is_modified_resnet(self.visual):
+            self.token_dim = self.visual.attnpool.k_proj.in_features
+            side = self.visual.image_size // 32
+            self.grid_size = (side, side)
 
     def forward(self, video: torch.Tensor, return_tokens: bool = False, normalize: bool = False):
         """Encode ``video`` ``(B, T, 3, H, W)``.
 
         Args:
-            return_tokens: also return the patch tokens of the last block after the final
-                LayerNorm, unprojected (apply ``self.visual.proj`` to map them into ``D``).
+            return_tokens: also return spatial tokens. ViT: the patch tokens of the last block
+                after the final LayerNorm, unprojected (apply ``self.visual.proj`` to map them
+                into ``D``). ModifiedResNet: the last stage's feature map, the input of the
+                attention pool, flattened row by row (not in ``D``: the pool's value and output
+                projections would map them there).
             normalize: L2-normalise the frame embeddings (not the tokens).
 
         Returns:
             ``(B, T, D)`` frame embeddings, or ``((B, T, D), (B, T, N, W))`` with tokens, where
-            ``N`` is the number of patches (fewer under patch dropout in training).
+            ``N`` is the number of patches (fewer under patch dropout in training) or
+            ``(H/32) * (W/32)`` feature-map cells.
 
         Raises:
-            NotImplementedError: ``return_tokens`` with a tower that is not open_clip's ViT.
+            NotImplementedError: ``return_tokens`` with a tower that is neither open_clip's
+                plain ViT nor its ModifiedResNet.
         """
         if not return_tokens:
             return encode_video(self.visual, video, normalize, self.frames_per_batch)
@@ -130,9 +148,14 @@ class FrameEncoder(nn.Module):
     def _features_and_tokens(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from open_clip.transformer import VisionTransformer
 
+        if _is_modified_resnet(self.visual):
+            # indices=1: the output of the last stage (layer4), which the attention pool reads
+            out = self.visual.forward_intermediates(frames, indices=1)
+            fmap = out["image_intermediates"][-1]
+            return out["image_features"], fmap.flatten(2).transpose(1, 2)
         if not isinstance(self.visual, VisionTransformer) or self.visual.attn_pool is not None:
-            raise NotImplementedError(
-                f"return_tokens needs open_clip's plain VisionTransformer tower, got {type(self.visual).__name__}")
+            raise NotImplementedError("return_tokens needs open_clip's plain VisionTransformer or its "
+                                      f"ModifiedResNet tower, got {type(self.visual).__name__}")
         # forward_intermediates is open_clip's public way to get tokens without rebuilding the
         # tower with output_tokens=True; normalize_intermediates applies ln_post like forward()
         out = self.visual.forward_intermediates(frames, indices=1, normalize_intermediates=True, output_fmt="NLC")

@@ -1,0 +1,336 @@
+"""Few-shot evaluation: adapt a fitted zero-shot method with K clips of each unseen class.
+
+Protocol (K in ``{2, 4, 8, 16}``): fit on the seen classes of a split exactly as
+:func:`~zsar.experiments.zero_shot.run_split` does, then for each K and each draw pick K
+**support** clips per unseen class from the unseen classes' official *train* list and score the
+unseen classes' *test* list (``SplitData.testlist_mask``), the same clips for every K and draw.
+Support and test clips are disjoint by construction; a draw is seeded by ``(seed, split, K, draw)``
+(:func:`episode_seed`), and K larger than the train clips of a class is skipped with a warning.
+
+Adaptations, through the public API of any fitted method (``video_embeddings`` ``(N, D)``,
+``class_prototypes`` ``(C, D)``), all scored by cosine (``linear`` by probability):
+
+* ``prototype`` — class prototype = normalised mean of its K normalised support embeddings.
+* ``fused`` — normalised ``beta * zero-shot prototype + (1 - beta) * support prototype``.
+* ``linear`` — a scikit-learn logistic regression (L2, inverse strength ``probe_c``) on the
+  ``K * C`` normalised support embeddings.
+
+Every unseen clip is embedded once per fitted method and split; episodes only index the cache.
+A ``k = 0`` row (adaptation ``zero_shot``) scores the cached test embeddings against the zero-shot
+prototypes by cosine, the reference the curves start from (ESZSL's own score is a dot product, so
+its ``zero_shot`` row can differ from its ``run_split`` top-1). Methods that are not zero-shot
+(the supervised ceiling has seen the unseen classes) or lack a video embedding are skipped
+(:func:`few_shot_skip_reason`).
+
+Entry points: :func:`run_few_shot_splits` (fit + adapt over splits, in ``run_splits``' folders),
+:func:`few_shot_eval` (one fitted method, one split), :func:`summarize_few_shot` (mean ± std per
+method, K, adaptation) and :func:`few_shot_table` (``"mean ± std"`` strings, K as columns).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from zsar.data.errors import SplitError
+from zsar.data.protocols import ZeroShotSplit, kshot_indices, random_class_splits
+from zsar.evaluation.metrics import accuracy_report, mean_std
+from zsar.experiments.zero_shot import (DatasetFactory, DataSource, SplitData, build_split_data,
+                                        default_dataset_factory, fit_on_split, load_embedded_source, load_if_done,
+                                        split_config)
+from zsar.io import atomic_write_json
+from zsar.methods import METHODS, ZeroShotMethod, check_no_leaks, cosine_scores, make_method
+
+ADAPTATIONS = ("prototype", "fused", "linear")
+ZERO_SHOT_ROW = "zero_shot"
+DEFAULT_K_VALUES = (2, 4, 8, 16)
+FEW_SHOT_FILE = "few_shot.json"
+ROW_METRICS = ("top1", "mean_class_acc")
+
+
+class FewShotNotApplicable(ValueError):
+    """The method cannot be adapted with support clips (see :func:`few_shot_skip_reason`)."""
+
+
+def few_shot_skip_reason(method) -> str | None:
+    """Why ``method`` (a class or an instance) has no few-shot evaluation, or ``None`` if it has one."""
+    cls = method if isinstance(method, type) else type(method)
+    name = getattr(cls, "name", cls.__name__)
+    if not getattr(cls, "is_zero_shot", True):
+        return f"{name}: not zero-shot (trained on the unseen classes too), so K-shot adaptation is meaningless"
+    for attr in ("video_embeddings", "class_prototypes"):
+        impl = getattr(cls, attr, None)
+        if impl is None or impl is getattr(ZeroShotMethod, attr):
+            return f"{name}: has no {attr}() to adapt"
+    return None
+
+
+@dataclass(frozen=True)
+class FewShotEpisode:
+    """One K-shot draw: ``support`` indexes ``SplitData.unseen_test`` (K per unseen class, sorted)."""
+
+    k: int
+    draw: int
+    seed: int
+    support: tuple[int, ...]
+
+
+def episode_seed(seed: int, split_name: str, k: int, draw: int) -> int:
+    """The support-draw seed of ``(seed, split, K, draw)``: stable across runs and machines."""
+    state = np.random.SeedSequence([int(seed), zlib.crc32(split_name.encode("utf-8")), int(k), int(draw)])
+    return int(state.generate_state(1)[0])
+
+
+def few_shot_episodes(data: SplitData, k_values: Sequence[int] = DEFAULT_K_VALUES, draws: int = 5,
+                      seed: int = 0, split_name: str = "split") -> list[FewShotEpisode]:
+    """Support draws from the unseen classes' train-list clips, for each K and draw.
+
+    Returns:
+        Episodes ordered by K then draw; a K some class has too few train clips for is left out
+        with a :class:`UserWarning` naming the classes and their counts.
+
+    Raises:
+        ValueError: ``draws < 1``, a ``K < 1``, or no train-list / test-list clip of the unseen classes.
+    """
+    if draws < 1 or any(int(k) < 1 for k in k_values):
+        raise ValueError(f"draws={draws}, k_values={tuple(k_values)}: need draws >= 1 and every K >= 1")
+    labels, test_mask = np.asarray(data.unseen_test.labels), np.asarray(data.testlist_mask, dtype=bool)
+    pool = np.flatnonzero(~test_mask)  # train-list clips: the only ones support may come from
+    if not len(pool) or not test_mask.any():
+        raise ValueError(f"{data.unseen_test.source}: few-shot needs train-list and test-list clips of the unseen "
+                         f"classes, got {len(pool)} train and {int(test_mask.sum())} test")
+    episodes = []
+    for k in sorted({int(k) for k in k_values}):
+        for draw in range(draws):
+            s = episode_seed(seed, split_name, k, draw)
+            try:
+                picked = kshot_indices(labels[pool], range(len(data.unseen_texts)), k, s).support
+            except SplitError as err:
+                warnings.warn(f"{split_name}: skipping K={k}: {err}", stacklevel=2)
+                break
+            episodes.append(FewShotEpisode(k, draw, s, tuple(int(i) for i in pool[list(picked)])))
+    return episodes
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def support_prototypes(support: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """``(C, D)`` normalised means of the normalised ``(K*C, D)`` support embeddings per class."""
+    labels = np.asarray(labels)
+    missing = sorted(set(range(n_classes)) - set(labels.tolist()))
+    if missing:
+        raise ValueError(f"classes {missing} have no support clip")
+    unit = _unit(support)
+    return _unit(np.stack([unit[labels == c].mean(0) for c in range(n_classes)]))
+
+
+def fused_prototypes(zero_shot: np.ndarray, support_protos: np.ndarray, beta: float) -> np.ndarray:
+    """``(C, D)`` normalised ``beta * unit(zero_shot) + (1 - beta) * unit(support_protos)``."""
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta={beta}; must lie in [0, 1]")
+    return _unit(beta * _unit(zero_shot) + (1.0 - beta) * _unit(support_protos))
+
+
+def linear_probe_scores(support: np.ndarray, labels: np.ndarray, test: np.ndarray, n_classes: int,
+                        probe_c: float = 1.0, seed: int = 0) -> np.ndarray:
+    """``(N, C)`` class probabilities of a logistic regression fitted on the normalised support."""
+    from sklearn.linear_model import LogisticRegression
+
+    labels = np.asarray(labels)
+    if sorted(set(labels.tolist())) != list(range(n_classes)):
+        raise ValueError(f"the linear probe needs support of every class 0..{n_classes - 1}, got {sorted(set(labels))}")
+    probe = LogisticRegression(C=probe_c, max_iter=1000, random_state=seed)
+    probe.fit(_unit(support), labels)
+    return probe.predict_proba(_unit(test))
+
+
+def adapted_scores(adaptation: str, support: np.ndarray, labels: np.ndarray, test: np.ndarray,
+                   zero_shot: np.ndarray, beta: float = 0.5, probe_c: float = 1.0, seed: int = 0) -> np.ndarray:
+    """``(N, C)`` scores of ``(N, D)`` test embeddings after ``adaptation`` with ``(K*C, D)`` support.
+
+    Raises:
+        ValueError: unknown ``adaptation`` (the message lists :data:`ADAPTATIONS`).
+    """
+    n_classes = len(zero_shot)
+    if adaptation == "prototype":
+        return cosine_scores(test, support_prototypes(support, labels, n_classes))
+    if adaptation == "fused":
+        return cosine_scores(test, fused_prototypes(zero_shot, support_prototypes(support, labels, n_classes), beta))
+    if adaptation == "linear":
+        return linear_probe_scores(support, labels, test, n_classes, probe_c, seed)
+    raise ValueError(f"adaptation={adaptation!r}; choose from {ADAPTATIONS}")
+
+
+def _check_adaptations(adaptations: Sequence[str]) -> tuple[str, ...]:
+    bad = [a for a in adaptations if a not in ADAPTATIONS]
+    if bad or not adaptations:
+        raise ValueError(f"adaptations={tuple(adaptations)}; choose one or more of {ADAPTATIONS}")
+    return tuple(dict.fromkeys(adaptations))
+
+
+def few_shot_eval(method, data: SplitData, dataset_factory: DatasetFactory, k_values: Sequence[int] = DEFAULT_K_VALUES,
+                  draws: int = 5, adaptations: Sequence[str] = ADAPTATIONS, beta: float = 0.5, probe_c: float = 1.0,
+                  seed: int = 0, split_name: str = "split", method_label: str | None = None,
+                  include_zero_shot: bool = True, progress: bool | None = None) -> list[dict]:
+    """K-shot accuracies of a **fitted** method on one split's unseen classes.
+
+    Args:
+        method: a fitted method (or any object with ``video_embeddings(dataset) -> (N, D)`` and
+            ``class_prototypes(target_texts, seen_texts) -> (C, D)``).
+        data: the split's data (:func:`~zsar.experiments.zero_shot.build_split_data`).
+        dataset_factory: ``(video_list, role) -> Dataset``; called once, on ``data.unseen_test``.
+        k_values, draws, seed, split_name: the support draws (:func:`few_shot_episodes`).
+        adaptations: some of :data:`ADAPTATIONS`; ``beta`` (``fused``), ``probe_c`` (``linear``).
+        method_label: the rows' ``method`` (default: the method's ``display_name``).
+        include_zero_shot: add the ``k = 0`` ``zero_shot`` row.
+        progress: tqdm bar over episodes (``None``: only on a terminal).
+
+    Returns:
+        Rows ``{method, split, seed, k, draw, adaptation, top1, mean_class_acc, n_support, n_test, draw_seed}``.
+
+    Raises:
+        FewShotNotApplicable: see :func:`few_shot_skip_reason`.
+    """
+    from tqdm.auto import tqdm
+
+    reason = few_shot_skip_reason(method)
+    if reason is not None:
+        raise FewShotNotApplicable(reason)
+    adaptations = _check_adaptations(adaptations)
+    episodes = few_shot_episodes(data, k_values, draws, seed, split_name)
+    embeddings = np.asarray(method.video_embeddings(dataset_factory(data.unseen_test, "unseen_test")), np.float32)
+    if embeddings.ndim != 2 or len(embeddings) != len(data.unseen_test):
+        raise ValueError(f"video_embeddings gave shape {embeddings.shape}, expected ({len(data.unseen_test)}, D)")
+    zero_shot = np.asarray(method.class_prototypes(data.unseen_texts, data.seen_texts), np.float32)
+    labels, test = np.asarray(data.unseen_test.labels), np.flatnonzero(data.testlist_mask)
+    base = {"method": method_label or getattr(method, "display_name", type(method).__name__),
+            "split": split_name, "seed": seed, "n_test": len(test)}
+
+    def row(k: int, draw: int, adaptation: str, scores: np.ndarray, n_support: int, draw_seed: int) -> dict:
+        report = accuracy_report(scores, labels[test], ks=(1,))
+        return {**base, "k": k, "draw": draw, "adaptation": adaptation, "top1": report["top1"],
+                "mean_class_acc": report["mean_class_acc"], "n_support": n_support, "draw_seed": draw_seed}
+
+    rows = [row(0, 0, ZERO_SHOT_ROW, cosine_scores(embeddings[test], zero_shot), 0, -1)] if include_zero_shot else []
+    for ep in tqdm(episodes, desc=f"{base['method']} few-shot {split_name}", disable=progress is False):
+        support = list(ep.support)
+        for adaptation in adaptations:
+            scores = adapted_scores(adaptation, embeddings[support], labels[support], embeddings[test], zero_shot,
+                                    beta, probe_c, ep.seed)
+            rows.append(row(ep.k, ep.draw, adaptation, scores, len(support), ep.seed))
+    return rows
+
+
+def summarize_few_shot(rows: Sequence[dict], metrics: Sequence[str] = ROW_METRICS, ddof: int = 1) -> pd.DataFrame:
+    """Mean and std of ``metrics`` over splits and draws per ``(method, k, adaptation)``.
+
+    Returns:
+        One row per group (first-seen method order, then adaptation, then K) with columns
+        ``method, k, adaptation, <metric>_mean, <metric>_std, runs, splits`` (``runs`` = splits x draws).
+
+    Raises:
+        ValueError: no rows, or the same (method, split, seed, k, draw, adaptation) twice (e.g. two betas).
+    """
+    if not rows:
+        raise ValueError("no few-shot rows to summarise")
+    frame = pd.DataFrame(list(rows))
+    key = ["method", "split", "seed", "k", "draw", "adaptation"]
+    dups = frame[frame.duplicated(key, keep=False)]
+    if len(dups):
+        raise ValueError(f"duplicate few-shot rows for {dups[key].drop_duplicates().to_dict('records')[:3]}")
+    order = {a: i for i, a in enumerate((ZERO_SHOT_ROW,) + ADAPTATIONS)}
+    out = []
+    for (method, k, adaptation), group in frame.groupby(["method", "k", "adaptation"], sort=False):
+        summary = {"method": method, "k": int(k), "adaptation": adaptation}
+        for name in metrics:
+            summary[f"{name}_mean"], summary[f"{name}_std"] = mean_std(group[name], ddof)
+        summary.update(runs=len(group), splits=group["split"].nunique())
+        out.append(summary)
+    methods = list(dict.fromkeys(frame["method"]))
+    out.sort(key=lambda r: (methods.index(r["method"]), order.get(r["adaptation"], len(order)), r["k"]))
+    return pd.DataFrame(out)
+
+
+def few_shot_table(summary: pd.DataFrame, metric: str = "top1", scale: float = 100.0, digits: int = 1) -> pd.DataFrame:
+    """``"mean ± std"`` strings of ``metric`` (times ``scale``): rows ``(method, adaptation)``, columns K.
+
+    ``summary`` is :func:`summarize_few_shot`'s output; a missing std (one run) shows the mean alone.
+    """
+    if f"{metric}_mean" not in summary:
+        raise KeyError(f"metric {metric!r} not in the summary columns {list(summary.columns)}")
+
+    def cell(row) -> str:
+        mean, std = row[f"{metric}_mean"] * scale, row[f"{metric}_std"] * scale
+        return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    cells = summary.assign(cell=summary.apply(cell, axis=1))
+    table = cells.pivot(index=["method", "adaptation"], columns="k", values="cell")
+    order = list(dict.fromkeys(zip(summary["method"], summary["adaptation"])))
+    return table.reindex(pd.MultiIndex.from_tuples(order, names=["method", "adaptation"])).fillna("")
+
+
+def run_few_shot_split(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
+                       split: ZeroShotSplit, run_dir: str | os.PathLike, k_values: Sequence[int] = DEFAULT_K_VALUES,
+                       draws: int = 5, adaptations: Sequence[str] = ADAPTATIONS, beta: float = 0.5,
+                       probe_c: float = 1.0, seed: int = 0, gzsl: bool = True, val_fraction: float = 0.2,
+                       dataset_factory: DatasetFactory | None = None, resume: bool = True) -> list[dict]:
+    """Fit ``method_name`` on ``split``'s seen classes (as ``run_split``), then :func:`few_shot_eval`.
+
+    ``run_dir`` is the method's ``run_split`` folder: its checkpoints are resumed, not retrained.
+    The rows (with ``method_name``) go to ``run_dir/few_shot.json``, reused when its config
+    matches and ``resume``. A method :func:`few_shot_skip_reason` refuses returns ``[]`` with a warning.
+    """
+    reason = few_shot_skip_reason(METHODS[method_name]) if method_name in METHODS else None
+    if reason is not None:
+        warnings.warn(f"few-shot skipped: {reason}", stacklevel=2)
+        return []
+    run_dir = Path(run_dir)
+    source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
+    params = make_method(method_name, **{"seed": seed, "resume": resume, **(method_kwargs or {})}).get_params()
+    config = {**split_config(method_name, params, split, seed, gzsl, val_fraction, source),
+              "k_values": sorted({int(k) for k in k_values}), "draws": int(draws),
+              "adaptations": list(_check_adaptations(adaptations)), "beta": float(beta), "probe_c": float(probe_c)}
+    done = load_if_done(run_dir / FEW_SHOT_FILE, config) if resume else None
+    if done is not None:
+        return done["rows"]
+    method = make_method(method_name, **{"seed": seed, "resume": resume, **(method_kwargs or {})})
+    data, make = fit_on_split(method, source, split, run_dir, seed, gzsl, val_fraction, dataset_factory)
+    rows = few_shot_eval(method, data, make, k_values, draws, adaptations, beta, probe_c, seed,
+                         split.name or "split", progress=getattr(method, "progress", None))
+    rows = [{**r, "method_name": method_name} for r in rows]
+    atomic_write_json(run_dir / FEW_SHOT_FILE, {"config": config, "rows": rows})
+    return rows
+
+
+def run_few_shot_splits(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
+                        run_root: str | os.PathLike, splits: Sequence[ZeroShotSplit] | None = None,
+                        n_splits: int = 10, seed: int = 0, progress: bool | None = None, **kwargs) -> list[dict]:
+    """:func:`run_few_shot_split` over ``splits`` in ``run_root/<method_name>/<split name>``.
+
+    The folders are those of :func:`~zsar.experiments.zero_shot.run_splits`, so a method already
+    run there is not retrained; ``kwargs`` go to :func:`run_few_shot_split`.
+    """
+    from tqdm.auto import tqdm
+
+    source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
+    if splits is None:
+        splits = random_class_splits(len(source.texts), n_splits, seed=seed)
+    rows: list[dict] = []
+    for i, split in enumerate(tqdm(splits, desc=f"{method_name} few-shot splits", disable=progress is False)):
+        if not split.name:
+            split = dataclasses.replace(split, name=f"split{i}")
+        rows += run_few_shot_split(method_name, method_kwargs, source, split, Path(run_root) / method_name / split.name,
+                                   seed=seed, **kwargs)
+    return rows
