@@ -157,7 +157,7 @@ def test_unit_loss_concentrates_attention_on_the_declared_units(data, tmp_path):
         labels = dataset_labels(view)
         mass[weight] = np.mean([(attention[g] * member[g][labels]).sum(1).mean() for g in attention
                                 if member[g][labels].sum(1).all()])
-    assert mass[5.0] > mass[0.0] + 0.2, mass
+    assert mass[5.0] > mass[0.0] + 0.15, mass  # seeds 0-3 gave gaps of 0.25-0.29
 
 
 def test_resnet_backbone_with_multi_region_attention(data, tmp_path):
@@ -196,3 +196,13 @@ def test_params_round_trip_bad_values_and_unfitted():
         name = next(iter(bad))
         with pytest.raises(ValueError, match=name):
             ASU(**{**TINY, **bad}).fit([], None, "/nonexistent-unused")
+
+
+def test_a_finished_fit_resumes_to_the_same_model(data, tmp_path):
+    split, make = data
+    kwargs = {**TINY, "resume": True}
+    first = ASU(**kwargs).fit(make(split.train, "train"), split.seen_texts, tmp_path)
+    again = ASU(**kwargs).fit(make(split.train, "train"), split.seen_texts, tmp_path)
+    test = make(split.unseen_test, "unseen_test")
+    np.testing.assert_allclose(again.video_embeddings(test), first.video_embeddings(test), atol=1e-5)
+    assert again.bank_ == first.bank_

@@ -35,6 +35,7 @@ ZERO_SHOT = {
                  transfer_k=3),
     "motion_prompts": dict(width=32, heads=2, prompt_hidden=16, text_kind="name+description"),
     "lss": dict(width=32, layers=1, heads=2, concept_templates="clip_ucf101"),
+    "asu": dict(width=32, layers=1, heads=2, regions=2, inference_units="target"),
 }
 
 

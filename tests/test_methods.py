@@ -26,6 +26,7 @@ TINY_KWARGS = {
     "supervised": dict(width=32, heads=2, lr=1e-4),
     "motion_prompts": dict(width=32, heads=2, prompt_hidden=16),
     "lss": dict(width=32, layers=1, heads=2, lr=1e-4, concept_templates="video"),
+    "asu": dict(width=32, layers=1, heads=2, regions=2, lr=1e-4),
 }
 
 
@@ -50,7 +51,7 @@ def fitted(data, tmp_path_factory):
 
 
 def test_registry_lists_every_method():
-    assert set(METHODS) == {"frame_average", "actionclip", "devise", "eszsl", "rest", "motion_prompts", "lss", "supervised"}
+    assert set(METHODS) == {"frame_average", "actionclip", "devise", "eszsl", "rest", "asu", "motion_prompts", "lss", "supervised"}
     with pytest.raises(ValueError, match="unknown method"):
         make_method("nope")
 
@@ -83,7 +84,7 @@ def test_params_round_trip_and_unfitted_error(name):
 
 def test_training_methods_report_trainable_parameters(fitted):
     assert fitted["frame_average"].trainable_parameters() == 0
-    for name in ("actionclip", "rest", "supervised", "devise", "eszsl", "motion_prompts", "lss"):
+    for name in ("actionclip", "rest", "supervised", "devise", "eszsl", "asu", "motion_prompts", "lss"):
         assert fitted[name].trainable_parameters() > 0, name
 
 

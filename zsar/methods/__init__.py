@@ -7,6 +7,7 @@ Registry (``METHODS``; build with :func:`make_method`):
 * ``devise``        — linear map to word vectors with a hinge-rank loss (DeViSE).
 * ``eszsl``         — closed-form bilinear compatibility (ESZSL).
 * ``rest``          — cross-modal transformer + semantic transfer (method A, ResT).
+* ``asu``           — multi-region attention + attentive semantic-unit selection + cross-modal decoder (method B, ASU).
 * ``motion_prompts`` — motion block + motion-aware dynamic prompts + communication (method C).
 * ``lss``           — action concept space: EMA-teacher concept distillation + alignment (method D, LSS).
 * ``supervised``    — the same backbone trained on all classes: a ceiling, not zero-shot.
@@ -21,6 +22,7 @@ Example::
 from __future__ import annotations
 
 from zsar.methods.actionclip import ActionCLIP
+from zsar.methods.asu import ASU
 from zsar.methods.base import NotFittedError, ZeroShotMethod, cosine_scores
 from zsar.methods.class_texts import (TEXT_KINDS, ClassTexts, LeakageError, check_no_leaks, find_leaks,
                                       forbidden_strings)
@@ -34,7 +36,7 @@ from zsar.methods.transfer import (TransferResult, describe_weights, relatedness
                                    transfer_weights)
 
 METHODS: dict[str, type[ZeroShotMethod]] = {
-    cls.name: cls for cls in (FrameAverage, ActionCLIP, DeViSE, ESZSL, ResT, MotionPrompts, LSS, Supervised)
+    cls.name: cls for cls in (FrameAverage, ActionCLIP, DeViSE, ESZSL, ResT, ASU, MotionPrompts, LSS, Supervised)
 }
 """Method name -> class."""
 
@@ -52,7 +54,7 @@ def make_method(name: str, **kwargs) -> ZeroShotMethod:
 
 
 __all__ = [
-    "LSS", "METHODS", "TEXT_KINDS", "ActionCLIP", "ClassTexts", "DeViSE", "ESZSL", "FrameAverage", "LeakageError",
+    "ASU", "LSS", "METHODS", "TEXT_KINDS", "ActionCLIP", "ClassTexts", "DeViSE", "ESZSL", "FrameAverage", "LeakageError",
     "MotionPrompts", "NotFittedError", "ResT", "Supervised", "TemporalTransformer", "TransferResult", "VideoClassifier",
     "ZeroShotMethod", "check_no_leaks", "cosine_scores", "describe_weights", "eszsl_closed_form",
     "find_leaks", "forbidden_strings", "make_method", "relatedness_matrix", "semantic_transfer",

@@ -111,14 +111,17 @@ class ASUNetwork(nn.Module):
         width, layers, heads, regions, max_frames, dropout: network size.
         use_mra, use_unit_selection, unit_top_k: the switches of :class:`ASU`.
         groups: number of unit groups ``G``.
+        unit_space: a trainable :class:`~zsar.models.ClipTextSpace` over ``model`` when units are
+            given to :meth:`forward` as strings (encoded inside the forward pass, as DDP needs).
     """
 
     def __init__(self, model: nn.Module, text_space, unit_dim: int, width: int = 256, layers: int = 2,
                  heads: int = 4, regions: int = 4, max_frames: int = 32, dropout: float = 0.0,
                  use_mra: bool = True, use_unit_selection: bool = True, unit_top_k: int | None = None,
-                 groups: int = 4):
+                 groups: int = 4, unit_space=None):
         super().__init__()
-        self.model, self.text_space = model, text_space  # the space is not a Module: its tower is model's
+        # the spaces are not Modules: their tower is model's
+        self.model, self.text_space, self.unit_space = model, text_space, unit_space
         self.encoder = FrameEncoder(model)
         dim = self.encoder.output_dim or text_space.dim
         if use_mra and self.encoder.token_dim is None:
@@ -172,12 +175,19 @@ class ASUNetwork(nn.Module):
         z = frames.float().mean(1) + self.out_proj(self.ln_out(x[:, 0])).float()
         return F.normalize(z, dim=-1), attention
 
-    def forward(self, video: torch.Tensor, class_features: torch.Tensor, unit_features: torch.Tensor,
+    def forward(self, video: torch.Tensor, class_texts: list[str], units: torch.Tensor | list[str],
                 sizes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits ``(B, C)`` over ``class_features`` ``(C, D)`` and the unit attention ``(B, U)``."""
-        z, attention = self.embed_video(video, unit_features, sizes)
+        """Training pass: logits ``(B, C)`` over ``class_texts`` and the unit attention ``(B, U)``.
+
+        ``units`` are fixed embeddings ``(U, D_u)`` or unit strings for ``unit_space``. Texts are
+        encoded here, inside the forward pass, so that DDP sees the text tower's use.
+        """
+        if not isinstance(units, torch.Tensor):
+            units = self.unit_space.encode_torch(list(units)).float()
+        class_features = self.text_space.encode_torch(list(class_texts)).float()
+        z, attention = self.embed_video(video, units, sizes)
         scale = self.logit_scale.clamp(max=math.log(100)).exp()
-        return scale * z @ F.normalize(class_features.float(), dim=-1).T, attention
+        return scale * z @ F.normalize(class_features, dim=-1).T, attention
 
 
 def unit_selection_loss(attention: torch.Tensor, membership: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
@@ -273,18 +283,15 @@ class ASU(ZeroShotMethod):
         self.spaces_.append(self.unit_space_)
         return ASUNetwork(model, space, self.unit_space_.dim, self.width, self.layers, self.heads, self.regions,
                           self.max_frames or self.frames, self.dropout, self.use_mra, self.use_unit_selection,
-                          self.unit_top_k)
+                          self.unit_top_k, unit_space=self.unit_space_ if self._units_trained() else None)
 
-    def _unit_features(self, bank: UnitBank, grad: bool = False) -> torch.Tensor:
-        """``(U, D_u)`` embeddings of ``bank``'s units (differentiable only for a trainable CLIP space)."""
-        if grad and self.unit_space == "clip" and self.train_text:
-            return self.unit_space_.encode_torch(bank.all_units).float()
+    def _units_trained(self) -> bool:
+        """Whether unit embeddings change in training (CLIP unit space with a trainable text tower)."""
+        return self.unit_space == "clip" and self.train_text
+
+    def _unit_features(self, bank: UnitBank) -> torch.Tensor:
+        """``(U, D_u)`` embeddings of ``bank``'s units, without gradients."""
         return torch.from_numpy(bank.embed(self.unit_space_)).to(self.device_)
-
-    def _class_features(self, module: ASUNetwork, texts: list[str], grad: bool = False) -> torch.Tensor:
-        if grad:
-            return module.text_space.encode_torch(texts).float()
-        return torch.from_numpy(module.text_space.encode(texts)).to(self.device_)
 
     def fit(self, train_dataset, seen_texts: ClassTexts, run_dir: str | os.PathLike, val_dataset=None) -> "ASU":
         """Train on the seen classes with a unit bank of the seen classes' units only."""
@@ -306,12 +313,10 @@ class ASU(ZeroShotMethod):
 
     def _loss_fn(self, texts: list[str], membership: torch.Tensor):
         sizes = self.bank_.sizes
-        fixed_units = None if self.unit_space == "clip" and self.train_text else self._unit_features(self.bank_)
+        units = self.bank_.all_units if self._units_trained() else self._unit_features(self.bank_)
 
         def loss_fn(module: nn.Module, batch: dict):
-            units = fixed_units if fixed_units is not None else self._unit_features(self.bank_, grad=True)
-            logits, attention = module(batch["video"], self._class_features(self.module_, texts, grad=True),
-                                       units, sizes)
+            logits, attention = module(batch["video"], texts, units, sizes)
             labels = batch["label"]
             ce = F.cross_entropy(logits, labels)
             logs = {"acc": float((logits.argmax(1) == labels).float().mean()), "ce": float(ce.detach())}
@@ -324,7 +329,7 @@ class ASU(ZeroShotMethod):
     def _val_scores(self, module: ASUNetwork, dataset, texts: ClassTexts) -> np.ndarray:
         units = self._unit_features(self.bank_)
         z = self._extract(lambda b: module.embed_video(b["video"], units, self.bank_.sizes)[0], dataset)
-        return cosine_scores(z, self._class_features(module, texts.texts(self.text_kind)).cpu().numpy())
+        return cosine_scores(z, module.text_space.encode(texts.texts(self.text_kind)))
 
     def inference_bank(self, target_texts: ClassTexts | None = None) -> UnitBank:
         """The bank videos attend to: ``bank_``, plus ``target_texts``' units if ``inference_units="target"``."""
