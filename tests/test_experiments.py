@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from zsar.data.embedded import load_catalog, temporal_pairs
-from zsar.data.protocols import ZeroShotSplit
+from zsar.data.protocols import ZeroShotSplit, random_class_splits
 from zsar.evaluation.tables import TableHeader, summarize, to_markdown
 from zsar.experiments import METRIC_KEYS, REFERENCE_MARK, load_embedded_source, run_split, run_splits, \
     temporal_pair_accuracy
-from zsar.methods import ResT
+from zsar.methods import ResT, Supervised
 
 torch.set_num_threads(1)
 
@@ -98,6 +98,26 @@ def test_run_splits_and_the_supervised_reference(source, split, tmp_path):
     assert ceiling["metrics"]["top1"] == ceiling["metrics"]["top1_testlist"]
     table = summarize(results + [ceiling], metrics=["top1"])
     assert table.loc["ESZSL (closed form)", "runs"] == 2 and len(table) == 2
+
+
+def test_the_supervised_ceiling_is_trained_once_for_all_splits(source, tmp_path, monkeypatch):
+    from zsar.training.loop import Trainer
+
+    kwargs = dict(frames=4, epochs=1, batch_size=6, width=32, heads=2, progress=False)
+    splits = random_class_splits(len(source.texts), 2, seed=0)
+    fits = []
+    original_fit = Supervised.fit
+    monkeypatch.setattr(Supervised, "fit", lambda self, *a, **k: (fits.append(self), original_fit(self, *a, **k))[1])
+    resumed = []
+    original_resume = Trainer._resume_from
+    monkeypatch.setattr(Trainer, "_resume_from", lambda self, path: (resumed.append(path), original_resume(self, path)))
+    results = run_splits("supervised", kwargs, source, tmp_path, splits=splits, gzsl=True, progress=False)
+    # one training, then the second split resumes the finished checkpoint of the shared folder
+    assert len(fits) == 2 and len(resumed) == 1 and (tmp_path / "supervised" / "all_splits_fit").is_dir()
+    assert all((tmp_path / "supervised" / s.name / "metrics.json").is_file() for s in splits)
+    # the same model scores both splits: identical logits for a clip both splits test
+    assert list(fits[0].classes_.names) == list(fits[1].classes_.names) == list(source.texts.names)
+    assert [r["split"] for r in results] == [s.name for s in splits]
 
 
 def test_without_gzsl_the_gzsl_metrics_are_nan(source, split, tmp_path):

@@ -10,7 +10,8 @@ Data of one split (:func:`build_split_data`):
   seen + unseen (``0..S-1`` seen). Seen test videos never reach training.
 
 The supervised ceiling (``is_zero_shot = False``) trains on the train list of **all** classes and
-is tested on the test-list videos only. Unseen classes' texts are checked not to reach a zero-shot
+is tested on the test-list videos only; that fit does not depend on the split, so :func:`run_split`
+trains it once in ``<split folder>/../all_splits_fit`` and every split reuses it. Unseen classes' texts are checked not to reach a zero-shot
 method's training (:func:`~zsar.methods.class_texts.check_no_leaks`; a leak raises).
 
 Metrics (fractions; ``nan`` where undefined): ``top1``, ``top5``, ``mean_class_acc`` over the
@@ -128,7 +129,10 @@ def build_split_data(source: DataSource, split: ZeroShotSplit, zero_shot: bool =
     # GZSL keeps the seen test-list videos for testing; the ceiling must never train on test videos
     exclude_test = gzsl or not zero_shot
     pool = _records(source.videos, lambda r: r.label in fit_set and not (exclude_test and in_test(r)))
-    pool = restrict_classes(pool, seen if zero_shot else seen + unseen)
+    # the ceiling's classes in canonical order: its training data (and so its fit) is the same for
+    # every split, and run_split trains it once; scores are mapped to the split's classes by name
+    fit_classes = seen if zero_shot else sorted(seen + unseen)
+    pool = restrict_classes(pool, fit_classes)
     held = _holdout_mask(pool.labels, val_fraction, seed)
     train = VideoList([r for r, h in zip(pool.records, held) if not h], pool.class_names, pool.root, pool.source)
     val = VideoList([r for r, h in zip(pool.records, held) if h], pool.class_names, pool.root, pool.source)
@@ -148,7 +152,7 @@ def build_split_data(source: DataSource, split: ZeroShotSplit, zero_shot: bool =
     mask = np.array([in_test(r) for r in unseen_test.records], dtype=bool)
     seen_texts, unseen_texts = source.texts.subset(seen), source.texts.subset(unseen)
     return SplitData(seen_texts, unseen_texts, train, val if len(val) else None, unseen_test, gzsl_test, mask,
-                     pairs, seen_texts if zero_shot else seen_texts + unseen_texts)
+                     pairs, seen_texts if zero_shot else source.texts.subset(fit_classes))
 
 
 def default_dataset_factory(backbone: str, frames: int, seed: int, pretrained: str | None = None,
@@ -237,6 +241,10 @@ def _predict(method, data: SplitData, make: DatasetFactory, gzsl: bool) -> tuple
     return np.asarray(unseen_scores, dtype=np.float32), gzsl_scores
 
 
+SHARED_FIT_DIR = "all_splits_fit"
+"""Folder, beside the split folders, of a fit shared by every split (the supervised ceiling)."""
+
+
 def fit_on_split(method, source: DataSource, split: ZeroShotSplit, run_dir: str | os.PathLike, seed: int = 0,
                  gzsl: bool = True, val_fraction: float = 0.2,
                  dataset_factory: DatasetFactory | None = None) -> tuple[SplitData, DatasetFactory]:
@@ -292,7 +300,9 @@ def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.
     done = load_if_done(run_dir / "metrics.json", config) if resume else None
     if done is not None:
         return done
-    data, make = fit_on_split(method, source, split, run_dir, seed, gzsl, val_fraction, dataset_factory)
+    # the supervised ceiling's fit does not depend on the split: trained once, shared by every split
+    fit_dir = run_dir if method.is_zero_shot else run_dir.parent / SHARED_FIT_DIR
+    data, make = fit_on_split(method, source, split, fit_dir, seed, gzsl, val_fraction, dataset_factory)
     start = time.perf_counter()
     unseen_scores, gzsl_scores = _predict(method, data, make, gzsl)
     metrics = split_metrics(data, unseen_scores, gzsl_scores)
@@ -302,6 +312,7 @@ def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.
               "method_name": method_name, "split": split.name or "split", "seed": seed,
               "zero_shot": method.is_zero_shot, "metrics": {k: float(metrics[k]) for k in METRIC_KEYS},
               "config": config}
+    run_dir.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(run_dir / "scores.npz", unseen_scores=unseen_scores,
                         unseen_labels=np.asarray(data.unseen_test.labels),
                         unseen_video_ids=np.array([r.video_id for r in data.unseen_test.records]))
