@@ -35,12 +35,21 @@ EXPECTED_TABLES = {  # name -> (rows, columns)
 
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory):
-    """Run 01..06 (those present) then 07 in smoke mode; return (runs, figures, metrics of 07)."""
+    """Run 01..06 (those present) then 07 in smoke mode; return (runs, figures, metrics of 07).
+
+    01-04 must succeed; 05 and 06 are optional inputs of 07 (their own tests report their
+    failures), so a failure there only leaves 07 to skip them.
+    """
     runs = tmp_path_factory.mktemp("runs")
     figures = runs / "figures"
     for stem, nb in NOTEBOOKS.items():
-        if stem < STEM:
+        if stem < "05":
             run_notebook(nb, runs, figures, {"SMOKE": True, "SEED": 0})
+        elif stem < STEM:
+            try:
+                run_notebook(nb, runs, figures, {"SMOKE": True, "SEED": 0})
+            except Exception as exc:  # noqa: BLE001  (papermill raises its own error types)
+                print(f"optional input {stem} failed, 07 must skip it: {exc!s:.300}")
     run_notebook(NOTEBOOKS[STEM], runs, figures, {"SMOKE": True, "SEED": 0})
     return runs, figures, json.loads((runs / STEM / "metrics.json").read_text())
 
@@ -65,7 +74,7 @@ def test_07_writes_every_expected_figure_as_png_and_pdf(paper_run):
 def test_07_tables_have_the_expected_rows_columns_and_finite_numbers(paper_run):
     runs, _, m = paper_run
     m02 = json.loads((runs / "02_training" / "metrics.json").read_text())
-    methods = [r["display_name"] for r in m02["results"].values()]
+    methods = [m02["results"][k]["display_name"] for k in m02["methods"]]
     assert set(EXPECTED_TABLES) <= set(m["tables"]) and m["n_tables"] == len(m["tables"])
     for name, (rows, columns) in EXPECTED_TABLES.items():
         t = m["tables"][name]

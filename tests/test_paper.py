@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 
 import matplotlib.pyplot as plt
 import nbformat
@@ -13,7 +14,7 @@ import pytest
 
 from zsar.evaluation.tables import TableHeader
 from zsar.paper import (MissingRunError, PaperTable, figure_index, figure_index_markdown, find_run, hubness_figure,
-                        hubness_table, load_run, results_bars, results_summary, results_tables, table_latex,
+                        hubness_table, load_run, results_bars, results_summary, results_tables, run_results, table_latex,
                         table_markdown, transfer_sweep_figure, transfer_tables, write_figure_index, write_table)
 
 METHODS = {"frame_average": ("CLIP frame average", True), "rest": ("ResT", True), "supervised": ("Supervised †", False)}
@@ -56,37 +57,44 @@ def training_run(tmp_path):
     return run, metrics
 
 
-def test_results_summary_reads_per_split_files_and_matches_a_naive_mean_std(training_run):
-    _, metrics = training_run
-    summary = results_summary(metrics)
-    assert list(summary.index) == ["CLIP frame average", "ResT", "Supervised †"]
+def test_run_results_read_per_split_files_in_table_order_and_match_a_naive_mean_std(training_run):
+    run, metrics = training_run
+    results = run_results(run, {**metrics, "methods": ["rest", "supervised", "frame_average"]})
+    assert [(r["method"], r["split"]) for r in results][:4] == [("ResT", s) for s in SPLITS] + [("Supervised †", SPLITS[0])]
+    summary = results_summary(results)
+    assert list(summary.index) == ["ResT", "Supervised †", "CLIP frame average"]
     for name, (display, _) in METHODS.items():
         values = [per_split_value(name, i, "top1") for i in range(3)]
         mean = sum(values) / 3
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
         assert summary.at[display, "top1_mean"] == pytest.approx(mean)  # not the recorded -1
         assert summary.at[display, "top1_std"] == pytest.approx(std)
-    assert summary["zero_shot"].tolist() == [True, True, False]
+    assert summary["zero_shot"].tolist() == [True, False, True]
 
 
-def test_results_summary_falls_back_to_recorded_means_and_names_a_bad_layout(training_run):
-    _, metrics = training_run
-    summary = results_summary({**metrics, "run_dirs": {}})
-    assert summary.at["ResT", "top1_mean"] == -1.0 and summary.at["ResT", "runs"] == 3
-    with pytest.raises(KeyError, match="results"):
-        results_summary({"n_splits": 2})
+def test_run_results_survive_a_moved_runs_folder_and_name_what_is_missing(training_run, tmp_path):
+    run, metrics = training_run
+    moved = tmp_path / "elsewhere" / "02_training"
+    shutil.copytree(run, moved)
+    shutil.rmtree(run)  # the recorded run_dirs now point nowhere; the folder's own layout still holds
+    assert len(run_results(moved, metrics)) == 9
+    (moved / "rest" / SPLITS[1] / "metrics.json").unlink()
+    with pytest.raises(MissingRunError, match=f"rest/{SPLITS[1]}/metrics.json"):
+        run_results(moved, metrics)
+    with pytest.raises(KeyError, match="per-split results"):
+        run_results(moved, {"n_splits": 2})
 
 
 def test_main_tables_bold_the_best_zero_shot_row_never_the_ceiling(training_run, tmp_path):
-    _, metrics = training_run
-    main, costs = results_tables(metrics)
+    run, metrics = training_run
+    main, costs = results_tables(run_results(run, metrics), metrics)
     files = write_table(main, tmp_path / "tables")
     tex = files["tex"].read_text()
     for needed in (r"\toprule", r"\midrule", r"\bottomrule", r"\caption{Protocol: random 50/50 seen/unseen 30/31",
                    "Backbone: zsar-RN-T-64 (random init)", "Frames: 4", "Splits: random0", "Seeds: 0"):
         assert needed in tex, needed
     rest_row = next(line for line in tex.splitlines() if line.startswith("ResT &"))
-    ceiling_row = next(line for line in tex.splitlines() if line.startswith(r"Supervised †"))
+    ceiling_row = next(line for line in tex.splitlines() if line.startswith(r"Supervised $^\dagger$"))
     # 7 accuracy columns, each `$a \pm b$`; ResT has the best mean of the zero-shot rows everywhere
     assert len(re.findall(r"\$\\mathbf\{\d+\.\d \\pm \d+\.\d\}\$", rest_row)) == 7
     assert r"\mathbf" not in ceiling_row and len(re.findall(r"\$\d+\.\d \\pm \d+\.\d\$", ceiling_row)) == 7
@@ -153,8 +161,8 @@ def test_hubness_table_lower_skewness_is_best_and_the_ceiling_is_a_reference():
 
 
 def test_figures_have_labelled_axes(training_run):
-    _, metrics = training_run
-    fig = results_bars(results_summary(metrics), chance=1 / 31)
+    run, metrics = training_run
+    fig = results_bars(results_summary(run_results(run, metrics)), chance=1 / 31)
     ax = fig.axes[0]
     assert "%" in ax.get_ylabel() and len(ax.patches) == 3 * 4 and ax.get_legend() is not None
     fig = transfer_sweep_figure(TRANSFER)
@@ -162,8 +170,11 @@ def test_figures_have_labelled_axes(training_run):
     # the chosen value is marked on each curve: k=5, tau=0.03 (pure transfer), alpha=0.5 (full choice)
     assert [[line.get_xdata()[0] for line in a.lines if line.get_linestyle() == ":"] for a in fig.axes] == [[2], [1], [1]]
     fig = hubness_figure(HUBNESS)
-    assert len(fig.axes) == 3 and all(a.get_ylabel() for a in fig.axes)
-    assert [p.get_height() for p in fig.axes[0].patches] == [2.0, 0.1, 0.5, 0.05]
+    a, b, c = fig.axes
+    assert "S_{N_{10}}" in a.get_xlabel() and "%" in b.get_xlabel() and "S_{N_{10}}" in c.get_ylabel()
+    assert [t.get_text() for t in a.get_yticklabels()] == ["ResT", "Supervised †"]
+    assert [p.get_width() for p in a.patches] == [2.0, 0.1, 0.5, 0.05]  # raw bars, then reduced bars
+    assert [p.get_height() for p in c.patches] == [2.0, 1.0, 1.5]  # text, transferred, fused
 
 
 def write_executed(path, parameters):
@@ -196,7 +207,31 @@ def test_figure_index_maps_prefix_to_notebook_and_papermill_parameters(tmp_path)
 def test_find_and_load_run_report_an_absent_notebook(training_run):
     run, _ = training_run
     assert find_run(run.parent, "02") == run and find_run(run.parent, "06") is None
-    stem, metrics = load_run(run.parent, "02")
-    assert stem == "02_training" and metrics["n_unseen"] == 31
+    folder, metrics = load_run(run.parent, "02")
+    assert folder == run and metrics["n_unseen"] == 31
     with pytest.raises(MissingRunError, match="06_"):
         load_run(run.parent, "06")
+
+
+def test_comparison_results_json_gives_hubness_and_few_shot_columns(tmp_path):
+    """06 writes results.json with per-split results; null (NaN) few-shot shows as a dash, never bold."""
+    run = tmp_path / "06_methods"
+    run.mkdir()
+    per_split = [{"method": name, "method_name": key, "split": f"s{i}", "seed": 0, "zero_shot": key != "supervised",
+                  "metrics": {"top1": top1 + 0.01 * i, "gzsl_harmonic": 0.1, "s_n10": sn + 0.1 * i,
+                              "fewshot": None if key == "supervised" else top1 + 0.1,
+                              "trainable_params": 5e3, "train_time_s": 2.0}}
+                 for key, name, top1, sn in (("eszsl", "ESZSL", 0.2, 1.5), ("asu", "ASU", 0.3, 0.5),
+                                             ("supervised", "Supervised †", 0.9, 0.1)) for i in range(2)]
+    (run / "results.json").write_text(json.dumps({"per_split": per_split, "ablation_per_split": per_split[:4]}))
+    metrics = {"protocol": "random_50_50", "data": "embedded", "backbone": "zsar-RN-T-64", "frames": 2,
+               "splits": ["s0", "s1"], "seed": 0, "n_unseen": 30, "chance_top1": 1 / 30, "k_shot": 2}
+    main, costs = results_tables(run_results(run, metrics), metrics, prefix="07_methods")
+    assert list(main.columns) == ["top1", "gzsl_harmonic", "fewshot", "s_n10"]
+    assert main.columns["fewshot"] == "2-shot top-1 %" and "Backbone: zsar-RN-T-64;" in main.header.line()
+    md = table_markdown(main)
+    assert "| ASU | **30.5 ± 0.7** | **10.0 ± 0.0** | **40.0 ± 0.0** | **0.55 ± 0.07** |" in md
+    assert "| Supervised † | 90.5 ± 0.7 | 10.0 ± 0.0 | – | 0.15 ± 0.07 |" in md
+    assert "& -- &" in table_latex(main)
+    ablations = results_summary(run_results(run, metrics, key="ablation_per_split"))
+    assert list(ablations.index) == ["ESZSL", "ASU"]

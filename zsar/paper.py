@@ -1,20 +1,12 @@
 """Paper outputs from the workbook's run folders: result tables, summary figures, the figure index.
 
-Nothing here trains or evaluates: it reads what notebooks 02-06 recorded under the runs folder
-(``<runs>/<NN>_<name>/metrics.json`` and, for per-split numbers, the ``metrics.json`` of each
-``run_split`` folder) and renders it.
-
-* Tables (:class:`PaperTable`): one row per method or setting, ``<metric>_mean`` /
-  ``<metric>_std`` columns in the units the values are recorded in (accuracies as fractions,
-  scaled per column for display). Markdown with the :class:`~zsar.evaluation.tables.TableHeader`
-  line; LaTeX as a booktabs table with ``$a \\pm b$`` cells, the best mean per column in bold
-  (reference rows such as the supervised ceiling † are shown but never bold) and a caption
-  stating protocol, backbone, frames, splits and seeds.
-* Figures: the main results bars, the semantic-transfer sweeps of 03, hubness before/after of 04,
-  drawn under :func:`paper_style` (Okabe-Ito palette, readable fonts, embedded PDF fonts).
-* Figure index (:func:`figure_index`): every PNG of the figures folder, the notebook that made it
-  (its ``NN_`` file-name prefix) and the parameters papermill ran that notebook with (the
-  executed copy ``<runs>/<stem>/<stem>.ipynb``).
+Nothing is trained here: notebook 07 reads what 02-06 recorded (``<runs>/<NN>_<name>/metrics.json``
+and the per-split ``metrics.json`` of each ``run_split`` folder) and renders it. Tables
+(:class:`PaperTable`) go to Markdown with the :class:`~zsar.evaluation.tables.TableHeader` line and
+to booktabs LaTeX with ``$a \\pm b$`` cells, the best mean per column bold (reference rows such as
+the supervised ceiling † never) and a caption stating protocol, backbone, frames, splits, seeds.
+Figures are drawn under :func:`paper_style`. :func:`figure_index` maps every PNG of the figures
+folder to the notebook of its ``NN_`` prefix and the parameters papermill ran it with.
 """
 
 from __future__ import annotations
@@ -24,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import matplotlib
 
@@ -68,8 +60,8 @@ def find_run(runs_dir: str | Path, prefix: str) -> Path | None:
     return found[0] if found else None
 
 
-def load_run(runs_dir: str | Path, prefix: str) -> tuple[str, dict]:
-    """``(stem, metrics)`` of notebook ``prefix``'s run folder.
+def load_run(runs_dir: str | Path, prefix: str) -> tuple[Path, dict]:
+    """``(run folder, metrics)`` of notebook ``prefix``'s run.
 
     Raises:
         MissingRunError: no ``<runs_dir>/<prefix>_*/metrics.json``.
@@ -78,48 +70,72 @@ def load_run(runs_dir: str | Path, prefix: str) -> tuple[str, dict]:
     if run is None:
         raise MissingRunError(f"no run folder {Path(runs_dir) / (prefix + '_*')} with a {METRICS_FILE}: "
                               f"run notebook {prefix} first")
-    return run.name, json.loads((run / METRICS_FILE).read_text(encoding="utf-8"))
+    return run, json.loads((run / METRICS_FILE).read_text(encoding="utf-8"))
 
 
-def results_summary(run_metrics: Mapping[str, Any]) -> pd.DataFrame:
-    """Mean and std per method of a 02-style run: ``results`` per method, ``run_dirs`` per split.
+def _ordered(keys: Iterable[str], preferred: Sequence[str]) -> list[str]:
+    """``keys`` with those in ``preferred`` first, in that order (recorded JSON has sorted keys)."""
+    keys = list(keys)
+    return [p for p in preferred if p in keys] + [k for k in keys if k not in preferred]
 
-    The per-split ``metrics.json`` files named in ``run_dirs`` are read and summarised again
-    (sample std over splits); without them the recorded ``mean`` / ``std`` are used.
 
-    Returns:
-        DataFrame indexed by display name (recorded order) with ``<metric>_mean``,
-        ``<metric>_std``, ``runs`` and ``zero_shot`` columns.
+def _split_file(run_dir: Path, method: str, split: str, recorded: str) -> Path:
+    local = run_dir / method / split / METRICS_FILE  # still found when the runs folder has moved
+    path = local if local.is_file() else Path(recorded) / METRICS_FILE
+    if not path.is_file():
+        raise MissingRunError(f"per-split result {local} not found")
+    return path
+
+
+def run_results(run_dir: str | Path, run_metrics: Mapping[str, Any], key: str = "per_split") -> list[dict]:
+    """The per-split results of a run, in table order: ``{"method", "split", "zero_shot", "metrics"}``.
+
+    Read from ``results.json[key]`` where the notebook wrote one (06), else from the
+    ``run_split`` folders named by ``run_metrics["run_dirs"]`` (02). Metrics recorded as null
+    (NaN in JSON) come back as NaN.
 
     Raises:
-        KeyError: ``run_metrics`` has no ``results`` of ``{method: {display_name, mean, std}}``.
+        KeyError: the run records neither.
+        MissingRunError: a per-split ``metrics.json`` named by ``run_dirs`` is absent.
     """
-    results = run_metrics.get("results")
-    if not isinstance(results, Mapping) or not all(isinstance(r, Mapping) and "mean" in r for r in results.values()):
-        raise KeyError(f"expected 'results': {{method: {{'display_name', 'mean', 'std'}}}}, got keys {sorted(run_metrics)}")
-    rows = []
-    for key, recorded in results.items():
-        files = [Path(d) / METRICS_FILE for d in run_metrics.get("run_dirs", {}).get(key, {}).values()]
-        if files and all(f.is_file() for f in files):
-            per_split = [json.loads(f.read_text(encoding="utf-8")) for f in files]
-            rows.append(summarize([{**r, "method": recorded.get("display_name", key)} for r in per_split]))
-        else:
-            row = {f"{m}_{stat}": recorded[stat].get(m, math.nan) for m in recorded["mean"] for stat in ("mean", "std")}
-            rows.append(pd.DataFrame([{**row, "runs": recorded.get("n_splits", 1)}],
-                                     index=[recorded.get("display_name", key)]))
-        rows[-1]["zero_shot"] = bool(recorded.get("zero_shot", True))
-    frame = pd.concat(rows)
-    frame.index.name = "method"
+    run_dir = Path(run_dir)
+    file = run_dir / "results.json"
+    results = json.loads(file.read_text(encoding="utf-8")).get(key) if file.is_file() else None
+    if not results:
+        recorded, run_dirs = run_metrics.get("results"), run_metrics.get("run_dirs")
+        if not isinstance(recorded, Mapping) or not isinstance(run_dirs, Mapping) or key != "per_split":
+            raise KeyError(f"no per-split results: neither {file.name}[{key!r}] nor 'results' with 'run_dirs'")
+        results = []
+        for method in _ordered(recorded, run_metrics.get("methods", ())):
+            for split, folder in run_dirs.get(method, {}).items():
+                result = json.loads(_split_file(run_dir, method, split, folder).read_text(encoding="utf-8"))
+                results.append({**result, "method": recorded[method].get("display_name", result["method"])})
+    return [{**r, "metrics": {k: math.nan if v is None else v for k, v in r["metrics"].items()}} for r in results]
+
+
+def results_summary(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """:func:`~zsar.evaluation.tables.summarize` of per-split results plus a ``zero_shot`` column.
+
+    Returns:
+        DataFrame indexed by method (first-seen order): ``<metric>_mean``, ``<metric>_std``
+        (sample std over splits), ``runs``, ``zero_shot``.
+    """
+    frame = summarize(results)
+    zero_shot = {}
+    for r in results:
+        zero_shot.setdefault(str(r["method"]), bool(r.get("zero_shot", True)))
+    frame["zero_shot"] = [zero_shot[m] for m in frame.index]
+    frame.index.name = "Method"
     return frame
 
 
 def results_header(run_metrics: Mapping[str, Any]) -> TableHeader:
-    """The protocol line of a 02-style run (protocol, data, seen/unseen, backbone, frames, splits, seed)."""
+    """The protocol line of a run that records protocol, data, backbone, frames, splits and seed."""
     m = run_metrics
-    weights = "random init" if m.get("pretrained") is None else f"pretrained {m['pretrained']}"
-    return TableHeader(protocol=f"{m['protocol']} seen/unseen {m['n_seen']}/{m['n_unseen']} on {m['data']}",
-                       backbone=f"{m['backbone']} ({weights})", frames=m["frames"], splits=m["splits"],
-                       seeds=m["seed"])
+    classes = f" seen/unseen {m['n_seen']}/{m['n_unseen']}" if "n_seen" in m and "n_unseen" in m else ""
+    weights = "" if "pretrained" not in m else " (random init)" if m["pretrained"] is None else f" ({m['pretrained']})"
+    return TableHeader(protocol=f"{m['protocol']}{classes} on {m['data']}", backbone=f"{m['backbone']}{weights}",
+                       frames=m["frames"], splits=m["splits"], seeds=m["seed"])
 
 
 @dataclass(frozen=True)
@@ -132,7 +148,7 @@ class PaperTable:
         header: the protocol line.
         columns: ``{metric: column title}``, in display order.
         scale: ``{metric: factor}`` applied for display (default 1; 100 shows fractions in percent).
-        decimals: digits after the point.
+        decimals: digits after the point, or ``{metric: digits}`` (1 where not given).
         lower_is_better: metrics whose smallest mean is the best.
         reference_rows: row labels shown but never bold (e.g. the supervised ceiling †).
         note: a sentence appended to the caption.
@@ -143,7 +159,7 @@ class PaperTable:
     header: TableHeader
     columns: Mapping[str, str]
     scale: Mapping[str, float] = field(default_factory=dict)
-    decimals: int = 1
+    decimals: int | Mapping[str, int] = 1
     lower_is_better: Sequence[str] = ()
     reference_rows: Sequence[str] = ()
     note: str = ""
@@ -168,13 +184,16 @@ def table_cells(table: PaperTable, plus_minus: str = "±", missing: str = "–")
     """``"mean ± std"`` strings and the bold mask: the best of the non-reference rows per column."""
     shown = table.display_frame()
     ref = shown.index.isin(list(table.reference_rows))
-    parts = [format_cells(shown[~ref], 1.0, table.decimals, table.lower_is_better, plus_minus, missing)]
-    if ref.any():
-        text, best = format_cells(shown[ref], 1.0, table.decimals, (), plus_minus, missing)
-        parts.append((text, best & False))
-    cells = pd.concat([p[0] for p in parts]).reindex(shown.index)
-    best = pd.concat([p[1] for p in parts]).reindex(shown.index)
-    return cells, best
+    texts, bests = [], []
+    for m in table.columns:
+        one = shown[[f"{m}_mean", f"{m}_std"]]
+        digits = table.decimals.get(m, 1) if isinstance(table.decimals, Mapping) else table.decimals
+        text, best = format_cells(one[~ref], 1.0, digits, table.lower_is_better, plus_minus, missing)
+        ref_text, _ = format_cells(one[ref], 1.0, digits, (), plus_minus, missing)
+        texts.append(pd.concat([text, ref_text]))
+        bests.append(pd.concat([best, pd.DataFrame(False, index=ref_text.index, columns=ref_text.columns)]))
+    return (pd.concat(texts, axis=1).reindex(shown.index),
+            pd.concat(bests, axis=1).reindex(shown.index).fillna(False).astype(bool))
 
 
 def table_markdown(table: PaperTable) -> str:
@@ -192,18 +211,22 @@ def table_markdown(table: PaperTable) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tex(text: Any) -> str:
+    return latex_escape(text).replace("†", r"$^\dagger$").replace("±", r"$\pm$")
+
+
 def table_latex(table: PaperTable) -> str:
     """A booktabs ``table``: ``$a \\pm b$`` cells, best per column ``$\\mathbf{...}$``, protocol caption."""
     cells, best = table_cells(table, plus_minus=r"\pm", missing="--")
-    caption = (latex_escape(table.header.line()) + r". Mean $\pm$ std over splits (sample std); best per column "
-               r"in \textbf{bold}." + (" " + latex_escape(table.note) if table.note else ""))
+    caption = (_tex(table.header.line()) + r". Mean $\pm$ std over splits (sample std); best per column "
+               r"in \textbf{bold}." + (" " + _tex(table.note) if table.note else ""))
     lines = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}",
              rf"\label{{tab:{table.name}}}", r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule",
-             " & ".join([latex_escape(table.summary.index.name or "Method")]
-                        + [latex_escape(table.columns[m]) for m in table.columns]) + r" \\", r"\midrule"]
+             " & ".join([_tex(table.summary.index.name or "Method")]
+                        + [_tex(table.columns[m]) for m in table.columns]) + r" \\", r"\midrule"]
     for row, values in cells.iterrows():
         shown = ["--" if v == "--" else rf"$\mathbf{{{v}}}$" if best.at[row, m] else f"${v}$" for m, v in values.items()]
-        lines.append(latex_escape(row) + " & " + " & ".join(shown) + r" \\")
+        lines.append(_tex(row) + " & " + " & ".join(shown) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -217,27 +240,37 @@ def write_table(table: PaperTable, folder: str | Path) -> dict[str, Path]:
             "csv": atomic_write_text(folder / f"{table.name}.csv", csv)}
 
 
-def results_tables(run_metrics: Mapping[str, Any], prefix: str = "07_main") -> list[PaperTable]:
-    """Accuracy (percent) and cost tables of a 02-style run; the ceiling † is a reference row."""
-    summary = results_summary(run_metrics)
+def results_tables(results: Sequence[Mapping[str, Any]], run_metrics: Mapping[str, Any],
+                   prefix: str = "07_main") -> list[PaperTable]:
+    """Results (accuracies in percent, hubness) and cost tables of per-split results.
+
+    Columns are those of :data:`ACCURACY_COLUMNS`, ``fewshot`` and ``s_n10`` the results hold; a
+    method that is not zero-shot (the supervised ceiling †) is a reference row.
+    """
+    summary = results_summary(results)
     header, refs = results_header(run_metrics), list(summary.index[~summary["zero_shot"].astype(bool)])
-    accuracy = {m: t for m, t in ACCURACY_COLUMNS.items() if f"{m}_mean" in summary}
+    k_shot = run_metrics.get("k_shot", "K")
+    shown = {**ACCURACY_COLUMNS, "fewshot": f"{k_shot}-shot top-1 %", "s_n10": "S_N10"}
+    accuracy = {m: t for m, t in shown.items() if f"{m}_mean" in summary}
     cost = {m: t for m, t in COST_COLUMNS.items() if f"{m}_mean" in summary}
     chance = run_metrics.get("chance_top1")
-    note = (f"Accuracies on the unseen classes; chance top-1 {100 * chance:.1f} %, temporal pairs 50 %. "
-            if chance else "") + "† not zero-shot: a ceiling trained on all classes, never bold."
-    tables = [PaperTable(f"{prefix}_results", summary, header, accuracy, {m: 100.0 for m in accuracy},
-                         reference_rows=refs, note=note)]
+    note = (f"Accuracies on the unseen classes; chance top-1 {100 * chance:.1f} %"
+            + (", temporal pairs 50 %. " if "pair_acc" in accuracy else ". ") if chance else "")
+    note += "S_N10: skewness of the 10-occurrence, lower is better. " if "s_n10" in accuracy else ""
+    note += "† not zero-shot: a ceiling trained on all classes, never bold." if refs else ""
+    tables = [PaperTable(f"{prefix}_results", summary, header, accuracy, {m: 100.0 for m in accuracy if m != "s_n10"},
+                         {"s_n10": 2}, ["s_n10"], refs, note.strip())]
     if cost:
         tables.append(PaperTable(f"{prefix}_costs", summary, header, cost, COST_SCALE, lower_is_better=list(cost),
                                  reference_rows=refs, note="Lower is better; training time on this machine."))
     return tables
 
 
-def _stat_frame(rows: Mapping[str, Mapping[str, Mapping[str, float]]], index_name: str) -> pd.DataFrame:
-    """``{row: {metric: {"mean", "std"}}}`` -> a ``<metric>_mean`` / ``<metric>_std`` frame."""
-    frame = pd.DataFrame({row: {f"{m}_{s}": (v or {}).get(s, math.nan) for m, v in metrics.items()
-                                for s in ("mean", "std")} for row, metrics in rows.items()}).T.astype(float)
+def _stat_frame(rows: Mapping[str, Mapping[str, Mapping[str, float]]], index_name: str,
+                order: Sequence[str] = ()) -> pd.DataFrame:
+    """``{row: {metric: {"mean", "std"}}}`` -> a ``<metric>_mean`` / ``<metric>_std`` frame, rows in ``order`` first."""
+    frame = pd.DataFrame({row: {f"{m}_{s}": (rows[row][m] or {}).get(s, math.nan) for m in rows[row]
+                                for s in ("mean", "std")} for row in _ordered(rows, order)}).T.astype(float)
     frame.index.name = index_name
     return frame
 
@@ -245,7 +278,7 @@ def _stat_frame(rows: Mapping[str, Mapping[str, Mapping[str, float]]], index_nam
 def transfer_tables(transfer_metrics: Mapping[str, Any], header: TableHeader) -> list[PaperTable]:
     """03's prototype kinds (ZSL + GZSL) and its relatedness-space ablation, in percent."""
     m = transfer_metrics
-    kinds = _stat_frame(m["prototype_kinds"], "Unseen prototype")
+    kinds = _stat_frame(m["prototype_kinds"], "Unseen prototype", ("text prototype", "transferred", "fused (chosen)"))
     cols = {k: ACCURACY_COLUMNS[k] for k in ("top1", "gzsl_seen", "gzsl_unseen", "gzsl_harmonic")}
     chosen = m["chosen"]
     tables = [PaperTable("07_transfer_prototypes", kinds, header, cols, {k: 100.0 for k in cols},
@@ -253,7 +286,8 @@ def transfer_tables(transfer_metrics: Mapping[str, Any], header: TableHeader) ->
                               f"tau={chosen['tau']:g}, alpha={chosen['alpha']:g}.")]
     pairs = [tuple(part.strip() for part in row.split("·")) for row in m.get("relatedness", {})]
     if pairs and all(len(p) == 2 for p in pairs):
-        spaces, texts = list(dict.fromkeys(p[0] for p in pairs)), list(dict.fromkeys(p[1] for p in pairs))
+        spaces = _ordered(dict.fromkeys(p[0] for p in pairs), ("model", "clip", "minilm", "glove"))
+        texts = _ordered(dict.fromkeys(p[1] for p in pairs), ("name", "description"))
         grid = {s: {t: m["relatedness"].get(f"{s} · {t}") for t in texts} for s in spaces}
         t = m.get("transfer_only", {})
         tables.append(PaperTable("07_transfer_relatedness", _stat_frame(grid, "Relatedness space"), header,
@@ -266,7 +300,8 @@ def transfer_tables(transfer_metrics: Mapping[str, Any], header: TableHeader) ->
 def hubness_table(hubness_metrics: Mapping[str, Any], header: TableHeader) -> PaperTable:
     """04's skewness and top-1 per method, raw and after its best inductive reducer (means only)."""
     rows, refs = {}, []
-    for p in hubness_metrics["per_method"].values():
+    per_method = hubness_metrics["per_method"]
+    for p in (per_method[key] for key in _ordered(per_method, hubness_metrics.get("methods", ()))):
         label = f"{p['display_name']} / {p['best_reducer']}"
         rows[label] = {"sn_raw_mean": p["sn_before"], "sn_best_mean": p["best_reducer_sn"],
                        "top1_raw_mean": p["top1_before"], "top1_best_mean": p["best_reducer_top1"]}
@@ -284,12 +319,14 @@ def hubness_table(hubness_metrics: Mapping[str, Any], header: TableHeader) -> Pa
 
 
 def results_bars(summary: pd.DataFrame, chance: float | None = None,
-                 metrics: Sequence[str] = ("top1", "mean_class_acc", "gzsl_harmonic", "pair_acc"), title: str = ""):
+                 metrics: Sequence[str] = ("top1", "mean_class_acc", "gzsl_harmonic", "fewshot", "pair_acc"),
+                 title: str = ""):
     """Grouped bars, mean ± std over splits, of :func:`results_summary` rows; dashed lines: chance."""
     from zsar.plotting_results import grouped_bars
 
     metrics = [m for m in metrics if f"{m}_mean" in summary]
-    labels = {m: ACCURACY_COLUMNS[m].removesuffix(" %").removesuffix(" acc") for m in metrics}
+    names = {**ACCURACY_COLUMNS, "fewshot": "few-shot top-1 %"}
+    labels = {m: names.get(m, m).removesuffix(" %").removesuffix(" acc") for m in metrics}
     reference = {m: chance for m in ("top1", "mean_class_acc") if chance and m in metrics}
     if "pair_acc" in metrics:
         reference["pair_acc"] = 0.5
@@ -323,46 +360,48 @@ def transfer_sweep_figure(transfer_metrics: Mapping[str, Any]):
             ax.set_xticks(x, values)
             ax.set_xlabel(xlabels[param])
         axes[0, 0].set_ylabel("unseen top-1 (%)")
-        axes[0, 0].legend(loc="best")
-        fig.tight_layout()
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncols=2)
+        fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
 
 
-def _paired_bars(ax, names: Sequence[str], before: Sequence[float], after: Sequence[float], labels: Sequence[str]):
-    x = np.arange(len(names))
-    ax.bar(x - 0.2, before, 0.4, label=labels[0], color=PALETTE[0])
-    ax.bar(x + 0.2, after, 0.4, label=labels[1], color=PALETTE[1])
-    ax.set_xticks(x, names, rotation=30, ha="right")
+def _paired_barh(ax, before: Sequence[float], after: Sequence[float]) -> None:
+    y = np.arange(len(before))
+    ax.barh(y - 0.2, before, 0.4, label="raw cosine", color=PALETTE[0])
+    ax.barh(y + 0.2, after, 0.4, label="best inductive reducer", color=PALETTE[1])
+    ax.axvline(0, color="k", lw=0.6)
 
 
 def hubness_figure(hubness_metrics: Mapping[str, Any]):
-    """04's skewness and top-1 per method before/after the best inductive reducer; ResT text vs transfer."""
+    """04's skewness and top-1 per method, raw and after the best inductive reducer; ResT text vs transfer."""
     m = hubness_metrics
-    per = list(m["per_method"].values())
-    names = [p["display_name"] for p in per]
-    t = m.get("transfer_vs_text")
-    k = m.get("k", "k")
+    per = [m["per_method"][key] for key in _ordered(m["per_method"], m.get("methods", ()))]
+    t, k = m.get("transfer_vs_text"), m.get("k", "k")
+    sn = rf"$S_{{N_{{{k}}}}}$"
     with paper_style():
-        fig, axes = plt.subplots(1, 3 if t else 2, figsize=(10.5 if t else 7.5, 3.2), squeeze=False)
-        ax = axes[0, 0]
-        _paired_bars(ax, names, [p["sn_before"] for p in per], [p["best_reducer_sn"] for p in per],
-                     ["raw cosine", "best inductive reducer"])
-        ax.set_ylabel(f"skewness S_N{k} of N_{k} (lower: fewer hubs)")
-        ax.axhline(0, color="k", lw=0.6)
-        ax.legend(loc="best")
-        ax = axes[0, 1]
-        _paired_bars(ax, names, [100 * p["top1_before"] for p in per], [100 * p["best_reducer_top1"] for p in per],
-                     ["raw cosine", "best inductive reducer"])
-        ax.set_ylabel("unseen top-1 (%)")
+        fig, axes = plt.subplots(1, 3 if t else 2, figsize=(9.5 if t else 7.0, 1.2 + 0.32 * len(per)), squeeze=False,
+                                 gridspec_kw={"width_ratios": [1, 1, 0.7] if t else [1, 1]})
+        a, b = axes[0, 0], axes[0, 1]
+        _paired_barh(a, [p["sn_before"] for p in per], [p["best_reducer_sn"] for p in per])
+        _paired_barh(b, [100 * p["top1_before"] for p in per], [100 * p["best_reducer_top1"] for p in per])
+        a.set_yticks(np.arange(len(per)), [p["display_name"] for p in per])
+        b.set_yticks(np.arange(len(per)), [""] * len(per))
+        for ax in (a, b):
+            ax.invert_yaxis()
+        a.set_xlabel(f"hubness: skewness {sn} of the k-occurrence")
+        b.set_xlabel("unseen top-1 (%)")
+        a.set_title("(a) lower: fewer hubs", loc="left")
+        b.set_title("(b) accuracy", loc="left")
+        fig.legend(*a.get_legend_handles_labels(), loc="upper center", ncols=2)
         if t:
-            ax = axes[0, 2]
-            kinds = list(t["sn"])
+            ax, kinds = axes[0, 2], _ordered(t["sn"], ("text", "transferred"))
             ax.bar(range(len(kinds)), [t["sn"][q]["mean"] for q in kinds], color=PALETTE[2:2 + len(kinds)],
                    yerr=[np.nan_to_num(t["sn"][q].get("std", math.nan)) for q in kinds], capsize=3)
-            ax.set_xticks(range(len(kinds)), kinds, rotation=30, ha="right")
-            ax.set_ylabel(f"S_N{k}, ResT unseen prototypes")
+            ax.set_xticks(range(len(kinds)), [q.replace(" ", "\n") for q in kinds])
+            ax.set_ylabel(f"{sn}, mean ± std over splits")
+            ax.set_title("(c) ResT unseen prototypes", loc="left")
             ax.axhline(0, color="k", lw=0.6)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
 
 
@@ -397,10 +436,8 @@ def figure_index(figures_dir: str | Path, runs_dir: str | Path,
     """Every PNG under ``figures_dir`` with its notebook (by ``NN_`` prefix) and run parameters.
 
     Args:
-        figures_dir: the figures folder.
-        runs_dir: the runs folder holding ``<stem>/<stem>.ipynb`` executed copies.
-        notebooks: notebook stems, e.g. ``["01_data_prep", ...]``; default: the workbook's
-            notebooks plus the run folders of ``runs_dir``.
+        runs_dir: the runs folder holding the executed copies ``<stem>/<stem>.ipynb``.
+        notebooks: notebook stems; default: the workbook's notebooks and the run folders of ``runs_dir``.
 
     Returns:
         Entries sorted by file name; ``notebook`` is None when no notebook has the prefix.
@@ -439,11 +476,8 @@ def figure_index_markdown(entries: Sequence[FigureEntry], figures_label: str = "
 
 
 def default_index_file(figures_dir: str | Path) -> Path | None:
-    """``docs/figure_index.md`` when ``figures_dir`` is the project's figures folder, else None.
-
-    The committed index describes the committed ``figures/``; a smoke or scratch run elsewhere must
-    not overwrite it.
-    """
+    """``docs/figure_index.md`` when ``figures_dir`` is the project's ``figures/`` (which that file
+    describes), else None: a smoke or scratch run elsewhere must not overwrite it."""
     same = Path(figures_dir).resolve() == paths.figures_dir()
     return paths.project_root() / "docs" / "figure_index.md" if same else None
 
