@@ -36,7 +36,7 @@ class BenchmarkConfig:
     """
 
     seed: int = 0
-    clips_per_class: int = 60
+    clips_per_class: int = 150
     size: int = 128
     fps: int = 16
     duration: float = 3.0
@@ -48,7 +48,7 @@ class BenchmarkConfig:
     distractor_prob: float = 0.3
     occluder_prob: float = 0.15
     speed_range: tuple[float, float] = (0.7, 1.3)
-    scale_range: tuple[float, float] = (0.42, 0.6)
+    scale_range: tuple[float, float] = (0.7, 0.85)
     crf: int = 23
 
     def __post_init__(self) -> None:
