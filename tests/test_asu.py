@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 FRAMES = 4
 SPLIT = ZeroShotSplit(seen=(0, 2, 4, 6, 8, 10), unseen=(1, 3, 5, 7, 9, 11), name="odd_unseen")
 TINY = dict(width=32, layers=1, heads=2, regions=2, frames=FRAMES, epochs=1, batch_size=6, progress=False,
-            resume=False, device="cpu")
+            resume=False, device="cpu", backbone="zsar-ViT-T-16-64")  # the backbone the data fixture preprocesses for
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_unit_loss_concentrates_attention_on_the_declared_units(data, tmp_path):
 def test_resnet_backbone_with_multi_region_attention(data, tmp_path):
     split, _ = data
     make = default_dataset_factory("zsar-RN-T-64", FRAMES, seed=0)
-    method = ASU(**TINY, backbone="zsar-RN-T-64").fit(make(split.train, "train"), split.seen_texts, tmp_path)
+    method = ASU(**{**TINY, "backbone": "zsar-RN-T-64"}).fit(make(split.train, "train"), split.seen_texts, tmp_path)
     assert method.module_.encoder.grid_size == (2, 2) and method.module_.mra is not None
     test = make(split.unseen_test, "unseen_test")
     scores = method.predict_scores(test, split.unseen_texts)

@@ -97,6 +97,20 @@ def test_07_tables_have_the_expected_rows_columns_and_finite_numbers(paper_run):
     assert main_md.startswith("*Protocol:") and f"Frames: {m02['frames']}" in main_md
 
 
+def test_07_tables_of_a_comparison_run_when_06_ran(paper_run):
+    runs, _, m = paper_run
+    stem = next((s for s in NOTEBOOKS if s.startswith("06")), None)
+    if stem is None or "06" in m["skipped"]:
+        pytest.skip(f"06 absent or skipped: {m['skipped'].get('06', 'no notebook 06')}")
+    per_split = json.loads((runs / stem / "results.json").read_text())["per_split"]
+    names = list(dict.fromkeys(r["method"] for r in per_split))
+    t = m["tables"][f"07_{stem[3:]}_results"]
+    assert t["rows"] == names and {"top1", "gzsl_harmonic", "s_n10"} <= set(t["columns"])
+    # only a method without few-shot (the supervised ceiling, a reference row) may leave a cell empty
+    assert all(row in t["reference_rows"] and col == "fewshot" for row, col in t["missing_cells"])
+    assert f"07_{stem[3:]}_costs" in m["tables"]
+
+
 def test_07_figure_index_covers_every_png_with_its_notebook_and_parameters(paper_run):
     runs, figures, m = paper_run
     pngs = sorted(p.name for p in figures.glob("*.png"))

@@ -7,6 +7,7 @@ import math
 import re
 import shutil
 
+import matplotlib
 import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
@@ -235,3 +236,16 @@ def test_comparison_results_json_gives_hubness_and_few_shot_columns(tmp_path):
     assert "& -- &" in table_latex(main)
     ablations = results_summary(run_results(run, metrics, key="ablation_per_split"))
     assert list(ablations.index) == ["ESZSL", "ASU"]
+
+
+def test_results_bars_keep_nine_methods_apart_and_drop_empty_metrics():
+    import pandas as pd
+
+    rows = {f"m{i}": {"top1_mean": 0.1 * i, "top1_std": 0.01, "fewshot_mean": math.nan, "fewshot_std": math.nan}
+            for i in range(9)}
+    fig = results_bars(pd.DataFrame(rows).T, chance=0.05)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["top-1"]  # the all-NaN few-shot group is left out
+    hatches = [bars[0].get_hatch() for bars in ax.containers if isinstance(bars, matplotlib.container.BarContainer)]
+    assert hatches == [None] * 8 + ["///"]  # the 9th method repeats colour 1, hatched
+    assert [h.get_hatch() for h in ax.get_legend().legend_handles][-1] == "///"

@@ -22,6 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.container import BarContainer  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -225,7 +226,8 @@ def table_latex(table: PaperTable) -> str:
              " & ".join([_tex(table.summary.index.name or "Method")]
                         + [_tex(table.columns[m]) for m in table.columns]) + r" \\", r"\midrule"]
     for row, values in cells.iterrows():
-        shown = ["--" if v == "--" else rf"$\mathbf{{{v}}}$" if best.at[row, m] else f"${v}$" for m, v in values.items()]
+        shown = ["--" if v == "--" else rf"$\mathbf{{{v}}}$" if best.at[row, m] else f"${v}$"
+                 for m, v in values.items()]
         lines.append(_tex(row) + " & " + " & ".join(shown) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -251,7 +253,7 @@ def results_tables(results: Sequence[Mapping[str, Any]], run_metrics: Mapping[st
     header, refs = results_header(run_metrics), list(summary.index[~summary["zero_shot"].astype(bool)])
     k_shot = run_metrics.get("k_shot", "K")
     shown = {**ACCURACY_COLUMNS, "fewshot": f"{k_shot}-shot top-1 %", "s_n10": "S_N10"}
-    accuracy = {m: t for m, t in shown.items() if f"{m}_mean" in summary}
+    accuracy = {m: t for m, t in shown.items() if f"{m}_mean" in summary and summary[f"{m}_mean"].notna().any()}
     cost = {m: t for m, t in COST_COLUMNS.items() if f"{m}_mean" in summary}
     chance = run_metrics.get("chance_top1")
     note = (f"Accuracies on the unseen classes; chance top-1 {100 * chance:.1f} %"
@@ -268,7 +270,7 @@ def results_tables(results: Sequence[Mapping[str, Any]], run_metrics: Mapping[st
 
 def _stat_frame(rows: Mapping[str, Mapping[str, Mapping[str, float]]], index_name: str,
                 order: Sequence[str] = ()) -> pd.DataFrame:
-    """``{row: {metric: {"mean", "std"}}}`` -> a ``<metric>_mean`` / ``<metric>_std`` frame, rows in ``order`` first."""
+    """``{row: {metric: {"mean", "std"}}}`` -> ``<metric>_mean`` / ``<metric>_std`` columns, ``order`` rows first."""
     frame = pd.DataFrame({row: {f"{m}_{s}": (rows[row][m] or {}).get(s, math.nan) for m in rows[row]
                                 for s in ("mean", "std")} for row in _ordered(rows, order)}).T.astype(float)
     frame.index.name = index_name
@@ -321,18 +323,28 @@ def hubness_table(hubness_metrics: Mapping[str, Any], header: TableHeader) -> Pa
 def results_bars(summary: pd.DataFrame, chance: float | None = None,
                  metrics: Sequence[str] = ("top1", "mean_class_acc", "gzsl_harmonic", "fewshot", "pair_acc"),
                  title: str = ""):
-    """Grouped bars, mean ± std over splits, of :func:`results_summary` rows; dashed lines: chance."""
+    """Grouped bars, mean ± std over splits, of :func:`results_summary` rows; dashed lines: chance.
+
+    Past the palette's 8 colours, bars repeat a colour with a hatch so every method stays distinct.
+    """
     from zsar.plotting_results import grouped_bars
 
-    metrics = [m for m in metrics if f"{m}_mean" in summary]
-    names = {**ACCURACY_COLUMNS, "fewshot": "few-shot top-1 %"}
+    metrics = [m for m in metrics if f"{m}_mean" in summary and summary[f"{m}_mean"].notna().any()]
+    names = {**ACCURACY_COLUMNS, "fewshot": "few-shot top-1 %", "mean_class_acc": "mean class %"}
     labels = {m: names.get(m, m).removesuffix(" %").removesuffix(" acc") for m in metrics}
     reference = {m: chance for m in ("top1", "mean_class_acc") if chance and m in metrics}
     if "pair_acc" in metrics:
         reference["pair_acc"] = 0.5
+    width = max(5.0, len(metrics) * (0.6 + 0.16 * len(summary)) + 1.0)
     with paper_style():
         fig = grouped_bars(summary, metrics, labels=labels, ylabel="accuracy on unseen classes (%)", title=title,
-                           reference=reference, figsize=(max(5.0, 1.3 * len(metrics) + 1.5), 3.2))
+                           reference=reference, figsize=(width, 3.2))
+        ax = fig.axes[0]
+        for i, bars in enumerate(c for c in ax.containers if isinstance(c, BarContainer)):
+            for bar in bars:
+                bar.set_hatch("///" if i >= len(PALETTE) else None)
+        ax.legend(ncols=min(3, len(summary)), loc="upper center", bbox_to_anchor=(0.5, -0.12))
+        fig.tight_layout()
     return fig
 
 

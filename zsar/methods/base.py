@@ -91,7 +91,7 @@ class ZeroShotMethod:
     display_name = "base"
     is_zero_shot = True
 
-    def __init__(self, backbone: str = "zsar-ViT-T-16-64", pretrained: str | None = None, frames: int = 8,
+    def __init__(self, backbone: str = "zsar-RN-T-64", pretrained: str | None = None, frames: int = 8,
                  epochs: int = 1, lr: float = 1e-4, weight_decay: float = 0.05, batch_size: int = 8,
                  eval_batch_size: int | None = None, text_kind: str = "name",
                  templates: str | list | None = "video_person", seed: int = 0,
