@@ -107,6 +107,7 @@ def _figures_exist(smoke_runs, names, expected):
     assert set(names) == set(expected)
     for name in names:
         assert (figures / name).stat().st_size > 10_000, name
+        assert (figures / name).with_suffix(".pdf").stat().st_size > 1_000, name  # the paper twin
 
 
 def test_02_training_metrics(smoke_runs):

@@ -11,48 +11,33 @@ folder to the notebook of its ``NN_`` prefix and the parameters papermill ran it
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.container import BarContainer  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from zsar.evaluation.tables import TableHeader, format_cells, latex_escape, summarize  # noqa: E402
-from zsar import paths  # noqa: E402
 from zsar.io import atomic_write_text  # noqa: E402
 from zsar.notebook import METRICS_FILE  # noqa: E402
-from zsar.plotting import PALETTE  # noqa: E402
+# figures and the figure index live in their own modules; re-exported here for notebook 07
+from zsar.figure_index import (HIDDEN_PARAMETER_SUFFIXES, FigureEntry, default_index_file,  # noqa: E402,F401
+                               executed_parameters, figure_index, figure_index_markdown, write_figure_index)
+from zsar.paper_figures import (ACCURACY_COLUMNS, PAPER_RC, _ordered, hubness_figure, paper_style,  # noqa: E402,F401
+                                results_bars, transfer_sweep_figure)
 
-ACCURACY_COLUMNS = {"top1": "top-1 %", "top5": "top-5 %", "mean_class_acc": "mean class acc %",
-                    "gzsl_seen": "GZSL S %", "gzsl_unseen": "GZSL U %", "gzsl_harmonic": "GZSL H %",
-                    "pair_acc": "temporal pair acc %"}
 COST_COLUMNS = {"trainable_params": "trainable params (k)", "train_time_s": "train time (s)"}
 COST_SCALE = {"trainable_params": 1e-3, "train_time_s": 1.0}
-HIDDEN_PARAMETER_SUFFIXES = ("_DIR", "_FILE")  # machine-specific locations, not what makes a figure
-PAPER_RC = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8,
-            "ytick.labelsize": 8, "legend.fontsize": 8, "figure.dpi": 110, "savefig.dpi": 200,
-            "pdf.fonttype": 42, "ps.fonttype": 42, "axes.spines.top": False, "axes.spines.right": False,
-            "axes.prop_cycle": matplotlib.cycler(color=PALETTE)}
 
 
 class MissingRunError(FileNotFoundError):
     """A run folder lacks the file a table or figure needs; the message names the path."""
-
-
-@contextlib.contextmanager
-def paper_style() -> Iterator[None]:
-    """Paper fonts, the colour-blind-safe palette and TrueType fonts in PDFs, inside the block."""
-    with plt.rc_context(PAPER_RC):
-        yield
 
 
 def find_run(runs_dir: str | Path, prefix: str) -> Path | None:
@@ -72,12 +57,6 @@ def load_run(runs_dir: str | Path, prefix: str) -> tuple[Path, dict]:
         raise MissingRunError(f"no run folder {Path(runs_dir) / (prefix + '_*')} with a {METRICS_FILE}: "
                               f"run notebook {prefix} first")
     return run, json.loads((run / METRICS_FILE).read_text(encoding="utf-8"))
-
-
-def _ordered(keys: Iterable[str], preferred: Sequence[str]) -> list[str]:
-    """``keys`` with those in ``preferred`` first, in that order (recorded JSON has sorted keys)."""
-    keys = list(keys)
-    return [p for p in preferred if p in keys] + [k for k in keys if k not in preferred]
 
 
 def _split_file(run_dir: Path, method: str, split: str, recorded: str) -> Path:
@@ -318,182 +297,3 @@ def hubness_table(hubness_metrics: Mapping[str, Any], header: TableHeader) -> Pa
                       lower_is_better=["sn_raw", "sn_best"], reference_rows=refs,
                       note="Means over splits (04 records no per-split spread); 'reduced': the inductive "
                            "reducer with the best mean unseen top-1, named after the slash.")
-
-
-def results_bars(summary: pd.DataFrame, chance: float | None = None,
-                 metrics: Sequence[str] = ("top1", "mean_class_acc", "gzsl_harmonic", "fewshot", "pair_acc"),
-                 title: str = ""):
-    """Grouped bars, mean ± std over splits, of :func:`results_summary` rows; dashed lines: chance.
-
-    Past the palette's 8 colours, bars repeat a colour with a hatch so every method stays distinct.
-    """
-    from zsar.plotting_results import grouped_bars
-
-    metrics = [m for m in metrics if f"{m}_mean" in summary and summary[f"{m}_mean"].notna().any()]
-    names = {**ACCURACY_COLUMNS, "fewshot": "few-shot top-1 %", "mean_class_acc": "mean class %"}
-    labels = {m: names.get(m, m).removesuffix(" %").removesuffix(" acc") for m in metrics}
-    reference = {m: chance for m in ("top1", "mean_class_acc") if chance and m in metrics}
-    if "pair_acc" in metrics:
-        reference["pair_acc"] = 0.5
-    width = max(5.0, len(metrics) * (0.6 + 0.16 * len(summary)) + 1.0)
-    with paper_style():
-        fig = grouped_bars(summary, metrics, labels=labels, ylabel="accuracy on unseen classes (%)", title=title,
-                           reference=reference, figsize=(width, 3.2))
-        ax = fig.axes[0]
-        for i, bars in enumerate(c for c in ax.containers if isinstance(c, BarContainer)):
-            for bar in bars:
-                bar.set_hatch("///" if i >= len(PALETTE) else None)
-        ax.legend(ncols=min(3, len(summary)), loc="upper center", bbox_to_anchor=(0.5, -0.12))
-        fig.tight_layout()
-    return fig
-
-
-def transfer_sweep_figure(transfer_metrics: Mapping[str, Any]):
-    """03's unseen top-1 against k, tau and alpha (mean ± std over splits) with the validation choice."""
-    m = transfer_metrics
-    sweeps, chosen, pure = m["sweeps"], m["chosen"], m["transfer_only"]
-    marks = {"k": pure["k"], "tau": pure["tau"], "alpha": chosen["alpha"]}
-    xlabels = {"k": "k, seen classes per unseen prototype", "tau": "τ, softmax temperature",
-               "alpha": "α, weight of the transferred prototype"}
-    params = [p for p in ("k", "tau", "alpha") if p in sweeps]
-    with paper_style():
-        fig, axes = plt.subplots(1, len(params), figsize=(2.4 * len(params), 2.5), sharey=True, squeeze=False)
-        for ax, param in zip(axes[0], params):
-            values = sorted(sweeps[param], key=float)
-            mean = np.array([sweeps[param][v]["mean"] for v in values], dtype=float) * 100
-            std = np.nan_to_num(np.array([sweeps[param][v].get("std", math.nan) for v in values], dtype=float)) * 100
-            x = np.arange(len(values))
-            ax.errorbar(x, mean, yerr=std, color=PALETTE[0], marker="o", markersize=3, capsize=2, lw=1.2)
-            chosen_at = [i for i, v in enumerate(values) if math.isclose(float(v), float(marks[param]))]
-            for i in chosen_at:
-                ax.axvline(i, color=PALETTE[1], ls=":", lw=1.2, label="chosen on seen classes")
-            if m.get("chance_top1"):
-                ax.axhline(100 * m["chance_top1"], color="grey", ls="--", lw=0.8, label="chance")
-            ax.set_xticks(x, values)
-            ax.set_xlabel(xlabels[param])
-        axes[0, 0].set_ylabel("unseen top-1 (%)")
-        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncols=2)
-        fig.tight_layout(rect=(0, 0, 1, 0.9))
-    return fig
-
-
-def _paired_barh(ax, before: Sequence[float], after: Sequence[float]) -> None:
-    y = np.arange(len(before))
-    ax.barh(y - 0.2, before, 0.4, label="raw cosine", color=PALETTE[0])
-    ax.barh(y + 0.2, after, 0.4, label="best inductive reducer", color=PALETTE[1])
-    ax.axvline(0, color="k", lw=0.6)
-
-
-def hubness_figure(hubness_metrics: Mapping[str, Any]):
-    """04's skewness and top-1 per method, raw and after the best inductive reducer; ResT text vs transfer."""
-    m = hubness_metrics
-    per = [m["per_method"][key] for key in _ordered(m["per_method"], m.get("methods", ()))]
-    t, k = m.get("transfer_vs_text"), m.get("k", "k")
-    sn = rf"$S_{{N_{{{k}}}}}$"
-    with paper_style():
-        fig, axes = plt.subplots(1, 3 if t else 2, figsize=(9.5 if t else 7.0, 1.2 + 0.32 * len(per)), squeeze=False,
-                                 gridspec_kw={"width_ratios": [1, 1, 0.7] if t else [1, 1]})
-        a, b = axes[0, 0], axes[0, 1]
-        _paired_barh(a, [p["sn_before"] for p in per], [p["best_reducer_sn"] for p in per])
-        _paired_barh(b, [100 * p["top1_before"] for p in per], [100 * p["best_reducer_top1"] for p in per])
-        a.set_yticks(np.arange(len(per)), [p["display_name"] for p in per])
-        b.set_yticks(np.arange(len(per)), [""] * len(per))
-        for ax in (a, b):
-            ax.invert_yaxis()
-        a.set_xlabel(f"hubness: skewness {sn} of the k-occurrence")
-        b.set_xlabel("unseen top-1 (%)")
-        a.set_title("(a) lower: fewer hubs", loc="left")
-        b.set_title("(b) accuracy", loc="left")
-        fig.legend(*a.get_legend_handles_labels(), loc="upper center", ncols=2)
-        if t:
-            ax, kinds = axes[0, 2], _ordered(t["sn"], ("text", "transferred"))
-            ax.bar(range(len(kinds)), [t["sn"][q]["mean"] for q in kinds], color=PALETTE[2:2 + len(kinds)],
-                   yerr=[np.nan_to_num(t["sn"][q].get("std", math.nan)) for q in kinds], capsize=3)
-            ax.set_xticks(range(len(kinds)), [q.replace(" ", "\n") for q in kinds])
-            ax.set_ylabel(f"{sn}, mean ± std over splits")
-            ax.set_title("(c) ResT unseen prototypes", loc="left")
-            ax.axhline(0, color="k", lw=0.6)
-        fig.tight_layout(rect=(0, 0, 1, 0.9))
-    return fig
-
-
-@dataclass(frozen=True)
-class FigureEntry:
-    """One figure of the index: file, the notebook that made it, and its papermill parameters."""
-
-    figure: str
-    notebook: str | None
-    parameters: Mapping[str, Any] | None  # None: no executed copy of the notebook in the runs folder
-    formats: tuple[str, ...]
-
-
-def executed_parameters(executed_notebook: str | Path) -> dict[str, Any] | None:
-    """The parameters papermill injected into an executed notebook, without folder/file locations.
-
-    Returns:
-        ``{NAME: value}`` from ``metadata.papermill.parameters``; None when the file is absent or
-        was not executed by papermill.
-    """
-    path = Path(executed_notebook)
-    if not path.is_file():
-        return None
-    meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("papermill")
-    if not isinstance(meta, Mapping):
-        return None
-    return {k: v for k, v in sorted(meta.get("parameters", {}).items()) if not k.endswith(HIDDEN_PARAMETER_SUFFIXES)}
-
-
-def figure_index(figures_dir: str | Path, runs_dir: str | Path,
-                 notebooks: Sequence[str] | None = None) -> list[FigureEntry]:
-    """Every PNG under ``figures_dir`` with its notebook (by ``NN_`` prefix) and run parameters.
-
-    Args:
-        runs_dir: the runs folder holding the executed copies ``<stem>/<stem>.ipynb``.
-        notebooks: notebook stems; default: the workbook's notebooks and the run folders of ``runs_dir``.
-
-    Returns:
-        Entries sorted by file name; ``notebook`` is None when no notebook has the prefix.
-    """
-    figures_dir, runs_dir = Path(figures_dir), Path(runs_dir)
-    if notebooks is None:
-        from zsar.workbook import list_notebooks
-
-        notebooks = [nb.stem for nb in list_notebooks()] + [p.name for p in runs_dir.glob("[0-9][0-9]_*") if p.is_dir()]
-    by_prefix: dict[str, str] = {}
-    for stem in sorted(set(notebooks)):
-        by_prefix.setdefault(stem[:2], stem)
-    entries = []
-    for png in sorted(figures_dir.glob("*.png")):
-        stem = by_prefix.get(png.name[:2]) if png.name[2:3] == "_" else None
-        formats = tuple(fmt for fmt in ("png", "pdf", "svg") if png.with_suffix(f".{fmt}").is_file())
-        params = executed_parameters(runs_dir / stem / f"{stem}.ipynb") if stem else None
-        entries.append(FigureEntry(png.name, stem, params, formats))
-    return entries
-
-
-def figure_index_markdown(entries: Sequence[FigureEntry], figures_label: str = "figures/") -> str:
-    """The index as Markdown: figure, formats, notebook and the parameters it ran with."""
-    lines = ["# Figure index", "",
-             f"Every figure under `{figures_label}`, the notebook that makes it (its file-name prefix) and the "
-             "parameters papermill ran that notebook with; parameters not listed keep the defaults of the "
-             "notebook's `parameters` cell, and folder parameters are left out. Regenerate with "
-             "`python -m zsar.workbook` (all notebooks; `07_paper_figures` rewrites this file).", "",
-             "| figure | formats | notebook | parameters |", "|:--|:--|:--|:--|"]
-    for e in entries:
-        params = ("not run through papermill in this runs folder" if e.parameters is None else
-                  ", ".join(f"`{k}={v!r}`" for k, v in e.parameters.items()) or "defaults")
-        notebook = f"`notebooks/{e.notebook}.ipynb`" if e.notebook else "unknown: no notebook has this prefix"
-        lines.append(f"| `{e.figure}` | {', '.join(e.formats)} | {notebook} | {params} |")
-    return "\n".join(lines) + "\n"
-
-
-def default_index_file(figures_dir: str | Path) -> Path | None:
-    """``docs/figure_index.md`` when ``figures_dir`` is the project's ``figures/`` (which that file
-    describes), else None: a smoke or scratch run elsewhere must not overwrite it."""
-    same = Path(figures_dir).resolve() == paths.figures_dir()
-    return paths.project_root() / "docs" / "figure_index.md" if same else None
-
-
-def write_figure_index(path: str | Path, entries: Sequence[FigureEntry], figures_label: str = "figures/") -> Path:
-    """Write :func:`figure_index_markdown` to ``path`` atomically; return the path."""
-    return atomic_write_text(path, figure_index_markdown(entries, figures_label))

@@ -25,7 +25,7 @@ def set_style() -> None:
     })
 
 
-def save_figure(fig, name: str, figures_dir: str | Path, formats: Sequence[str] = ("png",)) -> list[Path]:
+def save_figure(fig, name: str, figures_dir: str | Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
     """Save ``fig`` as ``<figures_dir>/<name>.<fmt>`` for each format, atomically.
 
     Args:

@@ -73,6 +73,14 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def clear_figures(figures_dir: Path) -> int:
+    """Delete the notebooks' figures (``NN_*.png`` / ``NN_*.pdf``) in ``figures_dir``; return how many."""
+    old = [p for pattern in ("[0-9][0-9]_*.png", "[0-9][0-9]_*.pdf") for p in Path(figures_dir).glob(pattern)]
+    for path in old:
+        path.unlink()
+    return len(old)
+
+
 def parse_value(text: str) -> Any:
     """papermill-style ``-p NAME VALUE``: Python literals where they parse, else the string."""
     try:
@@ -98,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     notebooks = [nb for nb in list_notebooks() if args.only is None or nb.stem in args.only]
     if not notebooks:
         parser.error(f"no notebook matches --only {args.only}; have {[n.stem for n in list_notebooks()]}")
+    if args.only is None:  # a whole-workbook run regenerates figures/ from scratch: no stale figure survives
+        removed = clear_figures(figures_dir)
+        print(f"[zsar.workbook] removed {removed} old figure file(s) from {figures_dir}", flush=True)
     timings: dict[str, float] = {}
     for nb in notebooks:
         start = time.perf_counter()
