@@ -104,3 +104,24 @@ def tiny_bench(tmp_path_factory) -> Path:
 
     return generate_benchmark(tmp_path_factory.getbasetemp() / "zsar_tiny_bench",
                               BenchmarkConfig(**TINY_BENCH_CONFIG), workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory):
+    """Run every notebook in order in smoke mode; return ``(runs, figures, failures)``.
+
+    Shared by the notebook tests (tests/test_notebooks.py, test_notebook_05/06/07.py) so the
+    smoke workbook runs once per session; a failing notebook is recorded, the next ones still run.
+    """
+    from zsar.workbook import list_notebooks, run_notebook
+
+    runs = tmp_path_factory.mktemp("runs")
+    figures = runs / "figures"
+    failures = {}
+    for nb in list_notebooks():
+        try:
+            run_notebook(nb, runs, figures, {"SMOKE": True, "SEED": 0})
+        except Exception as exc:  # keep going: later notebooks' tests report their own state
+            failures[nb.stem] = exc
+    return runs, figures, failures
+

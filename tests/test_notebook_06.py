@@ -11,7 +11,7 @@ import pytest
 from zsar.experiments.compare import ABLATION_VARIANTS
 from zsar.methods import METHODS
 from zsar.text.units import unit_groups
-from zsar.workbook import list_notebooks, run_notebook
+from zsar.workbook import list_notebooks
 
 pytestmark = pytest.mark.notebook
 
@@ -20,12 +20,11 @@ COLUMNS = ["top-1 %", "GZSL H %", "S_N10", "2-shot top-1 %", "trainable params k
 
 
 @pytest.fixture(scope="module")
-def smoke_06(tmp_path_factory):
-    """01_data_prep then 06_methods, smoke mode, into one runs folder."""
-    runs = tmp_path_factory.mktemp("runs")
-    figures = runs / "figures"
-    for stem in ("01_data_prep", "06_methods"):
-        run_notebook(NOTEBOOKS[stem], runs, figures, {"SMOKE": True, "SEED": 0})
+def smoke_06(smoke_runs):
+    """06_methods of the session's smoke workbook (01..07 in one runs folder)."""
+    runs, figures, failures = smoke_runs
+    if "06_methods" in failures:
+        raise failures["06_methods"]
     run = runs / "06_methods"
     return run, figures, json.loads((run / "metrics.json").read_text())
 

@@ -15,7 +15,7 @@ import papermill as pm
 import pytest
 
 from zsar.notebook import ParameterError  # noqa: F401  (the error type the validation cell raises)
-from zsar.workbook import list_notebooks, run_notebook
+from zsar.workbook import list_notebooks
 
 pytestmark = pytest.mark.notebook
 
@@ -34,23 +34,16 @@ EXPECTED_TABLES = {  # name -> (rows, columns)
 
 
 @pytest.fixture(scope="module")
-def paper_run(tmp_path_factory):
-    """Run 01..06 (those present) then 07 in smoke mode; return (runs, figures, metrics of 07).
+def paper_run(smoke_runs):
+    """07 of the session's smoke workbook, rendered from 01..06; return (runs, figures, metrics of 07).
 
     01-04 must succeed; 05 and 06 are optional inputs of 07 (their own tests report their
     failures), so a failure there only leaves 07 to skip them.
     """
-    runs = tmp_path_factory.mktemp("runs")
-    figures = runs / "figures"
-    for stem, nb in NOTEBOOKS.items():
-        if stem < "05":
-            run_notebook(nb, runs, figures, {"SMOKE": True, "SEED": 0})
-        elif stem < STEM:
-            try:
-                run_notebook(nb, runs, figures, {"SMOKE": True, "SEED": 0})
-            except Exception as exc:  # noqa: BLE001  (papermill raises its own error types)
-                print(f"optional input {stem} failed, 07 must skip it: {exc!s:.300}")
-    run_notebook(NOTEBOOKS[STEM], runs, figures, {"SMOKE": True, "SEED": 0})
+    runs, figures, failures = smoke_runs
+    for stem in ("01_data_prep", "02_training", "03_semantic_transfer", "04_hubness", STEM):
+        if stem in failures:
+            raise failures[stem]
     return runs, figures, json.loads((runs / STEM / "metrics.json").read_text())
 
 

@@ -18,25 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from zsar.workbook import list_notebooks, run_notebook
+from zsar.workbook import list_notebooks
 
 pytestmark = pytest.mark.notebook
 
 NOTEBOOKS = {nb.stem: nb for nb in list_notebooks()}
-
-
-@pytest.fixture(scope="session")
-def smoke_runs(tmp_path_factory):
-    """Run every notebook in order in smoke mode; return the runs folder."""
-    runs = tmp_path_factory.mktemp("runs")
-    figures = runs / "figures"
-    failures = {}
-    for stem, nb in NOTEBOOKS.items():
-        try:
-            run_notebook(nb, runs, figures, {"SMOKE": True, "SEED": 0})
-        except Exception as exc:  # keep going: later notebooks' tests report their own state
-            failures[stem] = exc
-    return runs, figures, failures
 
 
 def _metrics(smoke_runs, stem: str) -> dict:
