@@ -95,8 +95,8 @@ def test_a_method_without_transfer_skips_the_transfer_figure(runs):
     assert not (figures / "run2" / "05_relatedness.png").exists()
 
 
-def test_a_method_02_did_not_run_fails_early_naming_the_parameter(runs, tmp_path):
-    root, _, _ = runs
+def test_a_method_02_did_not_run_fails_early_naming_the_parameter(smoke_runs, tmp_path):
+    root, _, _ = smoke_runs
     with pytest.raises(pm.PapermillExecutionError) as err:
         pm.execute_notebook(str(NOTEBOOKS["05_embeddings"]), str(tmp_path / "out.ipynb"), kernel_name="python3",
                             progress_bar=False,
