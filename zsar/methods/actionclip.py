@@ -15,10 +15,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from zsar.methods.base import ZeroShotMethod, cosine_scores
+from zsar.methods.base import ZeroShotMethod, cosine_scores, cross_entropy_and_accuracy
 from zsar.methods.class_texts import ClassTexts
 from zsar.models import FrameEncoder, count_parameters, frame_average
 
@@ -85,10 +84,7 @@ class ActionCLIP(ZeroShotMethod):
         train_texts = seen_texts.texts(self.text_kind)
 
         def loss_fn(module: nn.Module, batch: dict):
-            logits = module(batch["video"], train_texts)
-            loss = F.cross_entropy(logits, batch["label"])
-            acc = (logits.argmax(1) == batch["label"]).float().mean()
-            return loss, {"acc": float(acc)}
+            return cross_entropy_and_accuracy(module(batch["video"], train_texts), batch["label"])
 
         eval_fn = self._seen_eval_fn(val_dataset, seen_texts, self._module_scores)
         self._train(self.module_, loss_fn, train_dataset, run_dir, eval_fn)

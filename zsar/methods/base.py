@@ -54,6 +54,12 @@ def autocast_for(amp: str, device: torch.device):
     return autocast(amp, device)
 
 
+def cross_entropy_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """``(loss, {"acc": float})`` for the training loop from ``(B, C)`` logits and ``(B,)`` labels."""
+    loss = F.cross_entropy(logits, labels)
+    return loss, {"acc": float((logits.argmax(1) == labels).float().mean())}
+
+
 def cosine_scores(video_embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
     """``(N, C)`` cosine similarities of ``(N, D)`` embeddings and ``(C, D)`` prototypes."""
     v = torch.as_tensor(np.asarray(video_embeddings, dtype=np.float32))

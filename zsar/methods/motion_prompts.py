@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsar.methods.base import ZeroShotMethod
+from zsar.methods.base import ZeroShotMethod, cross_entropy_and_accuracy
 from zsar.methods.class_texts import ClassTexts
 from zsar.models import FrameEncoder, count_parameters, text_embed_dim
 from zsar.text.semantic import SemanticSpace
@@ -371,10 +371,7 @@ class MotionPrompts(ZeroShotMethod):
         tokens = self.space_.tokenize(seen_texts.texts(self.text_kind))
 
         def loss_fn(module: nn.Module, batch: dict):
-            logits = module(batch["video"], tokens)
-            loss = F.cross_entropy(logits, batch["label"])
-            acc = (logits.argmax(1) == batch["label"]).float().mean()
-            return loss, {"acc": float(acc)}
+            return cross_entropy_and_accuracy(module(batch["video"], tokens), batch["label"])
 
         eval_fn = self._seen_eval_fn(val_dataset, seen_texts, self._module_scores)
         self._train(self.module_, loss_fn, train_dataset, run_dir, eval_fn)

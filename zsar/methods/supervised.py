@@ -13,10 +13,9 @@ import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from zsar.methods.base import ZeroShotMethod, cosine_scores
+from zsar.methods.base import ZeroShotMethod, cosine_scores, cross_entropy_and_accuracy
 from zsar.methods.class_texts import ClassTexts
 from zsar.methods.rest import TemporalTransformer
 from zsar.models import FrameEncoder, count_parameters
@@ -50,9 +49,7 @@ class VideoClassifier(nn.Module):
 
 def classification_loss(module: nn.Module, batch: dict):
     """Cross-entropy ``loss_fn`` for :class:`VideoClassifier` (with a training accuracy log)."""
-    logits = module(batch["video"])
-    loss = F.cross_entropy(logits, batch["label"])
-    return loss, {"acc": float((logits.argmax(1) == batch["label"]).float().mean())}
+    return cross_entropy_and_accuracy(module(batch["video"]), batch["label"])
 
 
 def build_classifier(method: ZeroShotMethod, num_classes: int, width: int, layers: int,
