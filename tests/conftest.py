@@ -125,3 +125,25 @@ def smoke_runs(tmp_path_factory):
             failures[nb.stem] = exc
     return runs, figures, failures
 
+
+@pytest.fixture(scope="session")
+def source(tiny_bench):
+    """The tiny benchmark as a :class:`~zsar.experiments.zero_shot.DataSource`."""
+    from zsar.experiments.zero_shot import load_embedded_source
+
+    return load_embedded_source(tiny_bench)
+
+
+@pytest.fixture(scope="session")
+def split(tiny_bench):
+    """Half the tiny benchmark's classes unseen, including both classes of one temporal pair."""
+    from zsar.data.embedded import load_catalog, temporal_pairs
+    from zsar.data.protocols import ZeroShotSplit
+
+    catalog = load_catalog(tiny_bench)
+    pair = temporal_pairs(catalog)[0]
+    others = [c.index for c in catalog if c.index not in pair]
+    unseen = list(pair) + others[: len(catalog) // 2 - 2]
+    seen = [c.index for c in catalog if c.index not in unseen]
+    return ZeroShotSplit(seen, unseen, name="with_pair", n_classes=len(catalog))
+

@@ -10,7 +10,6 @@ import torch
 from scipy.stats import skew
 
 from zsar.data.protocols import random_class_splits
-from zsar.experiments import load_embedded_source
 from zsar.experiments.compare import (ABLATION_VARIANTS, COMPARISON_METRICS, DEFAULT_METHOD_KWARGS, SMOKE_METHOD_KWARGS,
                                       ablation_kwargs, as_table_units, comparison_summary, default_backbone,
                                       few_shot_by_split, method_kwargs, per_method_metrics, pick_clips,
@@ -24,11 +23,6 @@ torch.set_num_threads(1)
 FRAMES = 2
 COMMON = dict(frames=FRAMES, batch_size=6, progress=False)
 TRAINED = dict(epochs=1, lr=1e-4)
-
-
-@pytest.fixture(scope="module")
-def source(tiny_bench):
-    return load_embedded_source(tiny_bench)
 
 
 @pytest.fixture(scope="module")

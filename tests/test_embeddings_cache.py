@@ -11,33 +11,16 @@ import pytest
 import torch
 
 import zsar.evaluation.embeddings as embeddings_module
-from zsar.data.embedded import load_catalog, temporal_pairs
 from zsar.data.protocols import ZeroShotSplit
 from zsar.evaluation.embeddings import (RunMismatchError, collect_split_embeddings, count_encoded_clips,
                                         mirror_run, run_weights_hash)
 from zsar.evaluation.feature_cache import FeatureCache
-from zsar.experiments import build_split_data, load_embedded_source, run_split
+from zsar.experiments import build_split_data, run_split
 from zsar.methods import relatedness_matrix, semantic_transfer
 from zsar.models import FrameEncoder
 
 REST = dict(frames=4, epochs=1, batch_size=6, progress=False, width=32, layers=1, heads=2, joint_dim=32,
             lr=1e-4, transfer_k=3)
-
-
-@pytest.fixture(scope="module")
-def source(tiny_bench):
-    return load_embedded_source(tiny_bench)
-
-
-@pytest.fixture(scope="module")
-def split(tiny_bench):
-    """Half the classes unseen, both classes of one temporal pair among them."""
-    catalog = load_catalog(tiny_bench)
-    pair = temporal_pairs(catalog)[0]
-    others = [c.index for c in catalog if c.index not in pair]
-    unseen = list(pair) + others[: len(catalog) // 2 - 2]
-    seen = [c.index for c in catalog if c.index not in unseen]
-    return ZeroShotSplit(seen, unseen, name="with_pair", n_classes=len(catalog))
 
 
 @pytest.fixture(scope="module")

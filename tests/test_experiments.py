@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from zsar.data.embedded import load_catalog, temporal_pairs
-from zsar.data.protocols import ZeroShotSplit, random_class_splits
+from zsar.data.protocols import random_class_splits
 from zsar.evaluation.tables import TableHeader, summarize, to_markdown
-from zsar.experiments import METRIC_KEYS, REFERENCE_MARK, load_embedded_source, run_split, run_splits, \
-    temporal_pair_accuracy
+from zsar.experiments import METRIC_KEYS, REFERENCE_MARK, run_split, run_splits, temporal_pair_accuracy
 from zsar.methods import ResT, Supervised
 
 torch.set_num_threads(1)
@@ -21,22 +19,6 @@ torch.set_num_threads(1)
 REST = dict(frames=4, epochs=1, batch_size=6, progress=False, width=32, layers=1, heads=2, joint_dim=32,
             lr=1e-4, transfer_k=3)
 TIMING_KEYS = {"train_time_s", "predict_time_s"}
-
-
-@pytest.fixture(scope="module")
-def source(tiny_bench):
-    return load_embedded_source(tiny_bench)
-
-
-@pytest.fixture(scope="module")
-def split(tiny_bench):
-    """Half the classes unseen, including both classes of one temporal pair."""
-    catalog = load_catalog(tiny_bench)
-    pair = temporal_pairs(catalog)[0]
-    others = [c.index for c in catalog if c.index not in pair]
-    unseen = list(pair) + others[: len(catalog) // 2 - 2]
-    seen = [c.index for c in catalog if c.index not in unseen]
-    return ZeroShotSplit(seen, unseen, name="with_pair", n_classes=len(catalog))
 
 
 @pytest.fixture(scope="module")
