@@ -4,7 +4,6 @@ Tables aggregate per-split results to mean ± std per method and always carry a 
 with protocol, backbone, frames, splits and seeds (:class:`TableHeader`).
 """
 
-from zsar.evaluation.embeddings import SplitEmbeddings, collect_split_embeddings
 from zsar.evaluation.metrics import (accuracy_report, confusion_matrix, gzsl_accuracy, harmonic_mean,
                                      mean_class_accuracy, mean_std, per_class_accuracy,
                                      top1_accuracy, topk_accuracy, topk_correct)
@@ -12,7 +11,7 @@ from zsar.evaluation.tables import (TableHeader, format_cells, latex_escape, sav
                                     to_latex, to_markdown)
 
 __all__ = [
-    "SplitEmbeddings", "TableHeader", "collect_split_embeddings", "accuracy_report", "confusion_matrix", "format_cells", "gzsl_accuracy",
+    "TableHeader", "accuracy_report", "confusion_matrix", "format_cells", "gzsl_accuracy",
     "harmonic_mean", "latex_escape", "mean_class_accuracy", "mean_std", "per_class_accuracy",
     "save_tables", "summarize", "to_latex", "to_markdown", "top1_accuracy", "topk_accuracy",
     "topk_correct",
