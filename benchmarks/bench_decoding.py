@@ -10,7 +10,10 @@ Prints clips/s for 8 TSN segments per clip (evaluation indices):
 each with its ratio to the baseline, then loader clips/s with DataLoader workers 0..N.
 The baseline can only read what decord opens, so every row uses the decord-readable files.
 
-    python benchmarks/bench_decoding.py [--root DIR] [--workers N] [--repeats R]
+    python benchmarks/bench_decoding.py [--root DIR] [--workers N] [--repeats R] [--tile T] [--worker-list 1,2,4]
+
+``--tile`` repeats the file list in the worker-scaling rows, so passes with many workers last long
+enough to time; ``--worker-list`` picks the worker counts (default ``0..N``).
 
 ``--root`` defaults to ``../shared/data/videos`` (the 25 real clips) or, if absent, 40
 synthetic 320x240 clips written to a temp folder.
@@ -94,11 +97,13 @@ def loader_rows(videos: VideoList, repeats: int) -> dict[str, float]:
     return {"loader cold (probe)": n / cold, "loader warm": n / warm, "loader+transform": n / transformed}
 
 
-def worker_scaling(videos: VideoList, max_workers: int, repeats: int) -> None:
-    ds = VideoDataset(videos, SegmentSampler(8), transform=clip_transform("ViT-B-32"))
-    print(f"\nDataLoader scaling (batch 4, with transform, {repeats} passes, median):")
+def worker_scaling(videos: VideoList, worker_counts: list[int], repeats: int, tile: int = 1) -> None:
+    tiled = VideoList(list(videos.records) * tile, videos.class_names, videos.root)
+    ds = VideoDataset(tiled, SegmentSampler(8), transform=clip_transform("ViT-B-32"))
+    print(f"\nDataLoader scaling ({len(ds)} clips = files x{tile}, batch 4, with transform, {repeats} passes, "
+          f"median; x = vs the first row, linear = x / workers):")
     base = None
-    for workers in range(0, max_workers + 1):
+    for workers in worker_counts:
         loader = DataLoader(ds, batch_size=4, num_workers=workers,
                             persistent_workers=workers > 0)
         for _ in loader:  # warm-up pass: starts workers, fills their frame-count caches
@@ -106,7 +111,8 @@ def worker_scaling(videos: VideoList, max_workers: int, repeats: int) -> None:
         seconds = time_per_pass(lambda _: [b for b in loader], [None], repeats)
         rate = len(ds) / seconds
         base = base or rate
-        print(f"  workers={workers:2d}: {rate:7.1f} clips/s  x{rate / base:4.2f}")
+        linear = f"  {rate / base / workers * worker_counts[0]:4.2f} of linear" if workers and worker_counts[0] else ""
+        print(f"  workers={workers:2d}: {rate:7.1f} clips/s  x{rate / base:4.2f}{linear}")
 
 
 def main() -> None:
@@ -114,6 +120,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None, help="folder searched recursively for videos")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="max DataLoader workers")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per row (median)")
+    parser.add_argument("--tile", type=int, default=1, help="repeat the files this often in the scaling rows")
+    parser.add_argument("--worker-list", default=None, help="comma-separated worker counts (default 0..--workers)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one core per decoder, as in a DataLoader worker
     root = args.root or (shared_data_dir() / "videos")
@@ -129,7 +137,9 @@ def main() -> None:
     print(f"\n{'on ' + str(len(paths)) + ' decord-readable files':34s} clips/s   vs decord")
     for name, rate in rows.items():
         print(f"  {name:32s} {rate:7.1f}   x{rate / baseline:5.2f}")
-    worker_scaling(videos, args.workers, args.repeats)
+    counts = ([int(w) for w in args.worker_list.split(",")] if args.worker_list
+              else list(range(0, args.workers + 1)))
+    worker_scaling(videos, counts, args.repeats, args.tile)
 
 
 if __name__ == "__main__":

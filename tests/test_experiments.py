@@ -134,3 +134,35 @@ def test_checkpoints_of_another_configuration_are_not_resumed(source, split, tmp
     (tmp_path / "metrics.json").unlink()
     run_split("supervised", {**kwargs, "heads": 4}, source, split, tmp_path, gzsl=False)
     assert len(resumed) == 1  # the same configuration resumes its finished checkpoint
+
+
+def test_splits_in_worker_processes_give_the_sequential_results(source, tmp_path):
+    """``workers=2`` spawns two processes; each split's metrics equal a one-at-a-time run's."""
+    kwargs = dict(frames=4, epochs=1, batch_size=6, width=32, layers=1, heads=2, joint_dim=32, progress=False)
+    splits = random_class_splits(len(source.texts), 2, seed=0)
+    one = run_splits("rest", kwargs, source, tmp_path / "one", splits=splits, gzsl=True, progress=False)
+    two = run_splits("rest", kwargs, source, tmp_path / "two", splits=splits, gzsl=True, progress=False, workers=2)
+    assert [r["split"] for r in two] == [s.name for s in splits]
+    for a, b in zip(one, two):
+        for key in ("top1", "top5", "gzsl_harmonic", "pair_acc"):
+            assert a["metrics"][key] == pytest.approx(b["metrics"][key], nan_ok=True, abs=1e-6), key
+    scores = [np.load(tmp_path / d / "rest" / splits[1].name / "scores.npz")["unseen_scores"] for d in ("one", "two")]
+    np.testing.assert_allclose(scores[0], scores[1], atol=1e-5)
+
+
+def test_parallel_ceiling_trains_its_shared_fit_once(source, tmp_path):
+    kwargs = dict(frames=4, epochs=1, batch_size=6, width=32, heads=2, progress=False)
+    splits = random_class_splits(len(source.texts), 3, seed=0)
+    results = run_splits("supervised", kwargs, source, tmp_path, splits=splits, gzsl=True, progress=False, workers=2)
+    histories = list((tmp_path / "supervised").glob("*/*/history.json"))
+    # one training folder (the shared fit), none per split; every split scored
+    assert [h.parent.parent.name for h in histories] == ["all_splits_fit"]
+    assert [r["split"] for r in results] == [s.name for s in splits]
+
+
+def test_map_splits_runs_jobs_in_order_and_reports_a_failing_one():
+    from zsar.experiments.zero_shot import map_splits
+
+    assert map_splits(math.sqrt, [(9.0,), (4.0,), (1.0,)], workers=2, progress=False) == [3.0, 2.0, 1.0]
+    with pytest.raises(RuntimeError, match="math domain error"):  # the job's own traceback comes back
+        map_splits(math.sqrt, [(4.0,), (-1.0,)], workers=2, progress=False)

@@ -208,7 +208,7 @@ def comparison_results(runs: Sequence[Mapping[str, Any]], run_root: str | Path,
 def run_comparison(methods: Sequence[str], kwargs: Mapping[str, Mapping[str, Any]], source: DataSource,
                    run_root: str | Path, splits: Sequence[ZeroShotSplit], seed: int = 0,
                    dataset_factory: DatasetFactory | None = None, k_shot: int = 2, draws: int = 5,
-                   adaptation: str = "prototype", progress: bool | None = None) -> Comparison:
+                   adaptation: str = "prototype", progress: bool | None = None, workers: int = 1) -> Comparison:
     """Run every method of ``methods`` on ``splits`` and collect :data:`COMPARISON_METRICS`.
 
     Args:
@@ -229,13 +229,13 @@ def run_comparison(methods: Sequence[str], kwargs: Mapping[str, Mapping[str, Any
     for name in methods:
         start = time.perf_counter()
         runs = run_splits(name, dict(kwargs[name]), source, run_root, splits=splits, seed=seed,
-                          dataset_factory=dataset_factory, progress=progress)
+                          dataset_factory=dataset_factory, progress=progress, workers=workers)
         reason = few_shot_skip_reason(METHODS[name]) if k_shot else "few-shot not asked for (k_shot=0)"
         rows = []
         if reason is None:
             rows = run_few_shot_splits(name, dict(kwargs[name]), source, run_root, splits=splits, seed=seed,
                                        progress=progress, k_values=(k_shot,), draws=draws, adaptations=(adaptation,),
-                                       dataset_factory=dataset_factory)
+                                       dataset_factory=dataset_factory, workers=workers)
         else:
             out.few_shot_skipped[name] = reason
         out.runs[name], out.few_shot_rows = runs, out.few_shot_rows + rows
@@ -282,7 +282,7 @@ def as_table_units(result: Mapping[str, Any]) -> dict:
 def run_ablations(variants: Sequence[str], base_kwargs: Mapping[str, Mapping[str, Any]], source: DataSource,
                   run_root: str | Path, splits: Sequence[ZeroShotSplit], seed: int = 0,
                   dataset_factory: DatasetFactory | None = None,
-                  progress: bool | None = None) -> tuple[list[dict], dict[str, bool]]:
+                  progress: bool | None = None, workers: int = 1) -> tuple[list[dict], dict[str, bool]]:
     """Run each ablation ``variant`` and the full method it ablates, on the same splits.
 
     The full method runs in ``run_root/<method>/`` (resumed where :func:`run_comparison` ran it
@@ -290,6 +290,7 @@ def run_ablations(variants: Sequence[str], base_kwargs: Mapping[str, Mapping[str
 
     Args:
         base_kwargs: ``{method: kwargs of the full method}``; every variant's method must be in it.
+        workers: splits run at once (see :func:`~zsar.experiments.zero_shot.map_splits`).
 
     Returns:
         ``(results, changed)``: :data:`COMPARISON_METRICS` results (``fewshot`` is ``nan``), per
@@ -311,13 +312,13 @@ def run_ablations(variants: Sequence[str], base_kwargs: Mapping[str, Mapping[str
     results, changed = [], {}
     for method, method_variants in plan.items():
         runs = run_splits(method, dict(base_kwargs[method]), source, run_root, splits=splits, seed=seed,
-                          dataset_factory=dataset_factory, progress=progress)
+                          dataset_factory=dataset_factory, progress=progress, workers=workers)
         results += [{**r, "variant": None} for r in comparison_results(runs, run_root)]
         for variant in method_variants:
             _, kwargs, changed[variant] = ablation_kwargs(variant, base_kwargs[method])
             root = Path(run_root) / "ablations" / variant
             runs = run_splits(method, kwargs, source, root, splits=splits, seed=seed,
-                              dataset_factory=dataset_factory, progress=progress)
+                              dataset_factory=dataset_factory, progress=progress, workers=workers)
             results += [{**r, "variant": variant}
                         for r in comparison_results(runs, root, label=ABLATION_VARIANTS[variant][2])]
     return results, changed

@@ -29,7 +29,7 @@ method, K, adaptation) and :func:`few_shot_table` (``"mean ± std"`` strings, K 
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
 import os
 import warnings
@@ -46,7 +46,7 @@ from zsar.data.protocols import ZeroShotSplit, kshot_indices, random_class_split
 from zsar.evaluation.metrics import accuracy_report, mean_std
 from zsar.experiments.zero_shot import (DatasetFactory, DataSource, SplitData, build_split_data,
                                         default_dataset_factory, fit_on_split, load_embedded_source, load_if_done,
-                                        split_config)
+                                        map_splits, named_splits, split_config)
 from zsar.io import atomic_write_json
 from zsar.methods import METHODS, ZeroShotMethod, check_no_leaks, cosine_scores, make_method
 
@@ -316,21 +316,19 @@ def run_few_shot_split(method_name: str, method_kwargs: dict | None, data_root: 
 
 def run_few_shot_splits(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
                         run_root: str | os.PathLike, splits: Sequence[ZeroShotSplit] | None = None,
-                        n_splits: int = 10, seed: int = 0, progress: bool | None = None, **kwargs) -> list[dict]:
+                        n_splits: int = 10, seed: int = 0, progress: bool | None = None, workers: int = 1,
+                        **kwargs) -> list[dict]:
     """:func:`run_few_shot_split` over ``splits`` in ``run_root/<method_name>/<split name>``.
 
     The folders are those of :func:`~zsar.experiments.zero_shot.run_splits`, so a method already
-    run there is not retrained; ``kwargs`` go to :func:`run_few_shot_split`.
+    run there is not retrained; ``kwargs`` go to :func:`run_few_shot_split`; ``workers > 1``
+    runs that many splits at once (:func:`~zsar.experiments.zero_shot.map_splits`).
     """
-    from tqdm.auto import tqdm
-
     source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
     if splits is None:
         splits = random_class_splits(len(source.texts), n_splits, seed=seed)
-    rows: list[dict] = []
-    for i, split in enumerate(tqdm(splits, desc=f"{method_name} few-shot splits", disable=progress is False)):
-        if not split.name:
-            split = dataclasses.replace(split, name=f"split{i}")
-        rows += run_few_shot_split(method_name, method_kwargs, source, split, Path(run_root) / method_name / split.name,
-                                   seed=seed, **kwargs)
-    return rows
+    jobs = [(method_name, method_kwargs, source, split, Path(run_root) / method_name / split.name)
+            for split in named_splits(splits)]
+    per_split = map_splits(functools.partial(run_few_shot_split, seed=seed, **kwargs), jobs, workers,
+                           f"{method_name} few-shot splits", progress)
+    return [row for rows in per_split for row in rows]

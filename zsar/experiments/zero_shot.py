@@ -24,6 +24,7 @@ classes of each temporal pair whose both classes are unseen) and ``pair_videos``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -155,28 +156,42 @@ def build_split_data(source: DataSource, split: ZeroShotSplit, zero_shot: bool =
                      pairs, seen_texts if zero_shot else source.texts.subset(fit_classes))
 
 
-def default_dataset_factory(backbone: str, frames: int, seed: int, pretrained: str | None = None,
-                            frame_cache=None) -> DatasetFactory:
+@dataclass(frozen=True)
+class DefaultDatasetFactory:
     """``(video_list, role) -> Dataset`` with TSN sampling and the backbone's CLIP transform.
 
     ``role`` is ``"train"`` (random sampling and crops), ``"val"``, ``"unseen_test"`` or
     ``"gzsl_test"``. With a :class:`~zsar.data.frame_cache.FrameCache` the datasets read decoded
     frames from it (``CachedVideoDataset``, same sample dicts; missing entries are built).
+    A picklable object (not a closure), so split runs can go to worker processes.
     """
-    from zsar.data.dataset import VideoDataset
-    from zsar.data.sampling import make_sampler
-    from zsar.data.transforms import clip_transform
 
-    def make(video_list: VideoList, role: str):
+    backbone: str
+    frames: int
+    seed: int
+    pretrained: str | None = None
+    frame_cache: Any = None
+
+    def __call__(self, video_list: VideoList, role: str):
+        from zsar.data.dataset import VideoDataset
+        from zsar.data.sampling import make_sampler
+        from zsar.data.transforms import clip_transform
+
         train = role == "train"
-        sampler, transform = make_sampler("tsn", num_segments=frames), clip_transform(backbone, pretrained, train=train)
-        if frame_cache is not None:
+        sampler = make_sampler("tsn", num_segments=self.frames)
+        transform = clip_transform(self.backbone, self.pretrained, train=train)
+        if self.frame_cache is not None:
             from zsar.data.frame_cache import CachedVideoDataset
 
-            return CachedVideoDataset(video_list, frame_cache, sampler, transform, train, seed, build_missing=True)
-        return VideoDataset(video_list, sampler, transform, train=train, seed=seed)
+            return CachedVideoDataset(video_list, self.frame_cache, sampler, transform, train, self.seed,
+                                      build_missing=True)
+        return VideoDataset(video_list, sampler, transform, train=train, seed=self.seed)
 
-    return make
+
+def default_dataset_factory(backbone: str, frames: int, seed: int, pretrained: str | None = None,
+                            frame_cache=None) -> DatasetFactory:
+    """A :class:`DefaultDatasetFactory` (TSN sampling, CLIP transform, optional frame cache)."""
+    return DefaultDatasetFactory(backbone, frames, seed, pretrained, frame_cache)
 
 
 def temporal_pair_accuracy(scores: np.ndarray, labels: np.ndarray,
@@ -320,25 +335,94 @@ def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.
     return result
 
 
+def _run_in_subprocess(fn: Callable, job: tuple, folder: Path, threads: int) -> Any:
+    """``fn(*job)`` in a fresh ``python -m zsar.experiments.split_worker``; its result, or a RuntimeError."""
+    import pickle
+    import subprocess
+    import sys
+
+    job_file, result_file = folder / "job.pkl", folder / "result.pkl"
+    folder.mkdir(parents=True)
+    with open(job_file, "wb") as f:
+        pickle.dump((fn, job), f)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    proc = subprocess.run([sys.executable, "-m", "zsar.experiments.split_worker", str(job_file), str(result_file),
+                           str(threads)], capture_output=True, text=True, env=env)
+    if proc.returncode != 0 or not result_file.is_file():
+        tail = "\n".join(proc.stderr.strip().splitlines()[-25:])
+        raise RuntimeError(f"split job {folder.name} failed (exit code {proc.returncode}):\n{tail}")
+    with open(result_file, "rb") as f:
+        return pickle.load(f)
+
+
+def map_splits(fn: Callable, jobs: Sequence[tuple], workers: int = 1, desc: str = "splits",
+               progress: bool | None = None) -> list:
+    """``[fn(*job) for job in jobs]``, in order; ``workers > 1`` runs that many jobs at once.
+
+    Split runs are independent (their own folders, seeds and checkpoints), so they parallelise
+    cleanly; on a GPU several small fits share the device and keep it busy. Each parallel job runs
+    in a fresh interpreter (:mod:`zsar.experiments.split_worker`, not ``multiprocessing``, which
+    inherits a notebook kernel's main module and state) with ``cpu_count // workers`` torch
+    threads. ``fn`` and the jobs must be picklable (module-level functions, :class:`DataSource`,
+    :class:`DefaultDatasetFactory`). Results equal a sequential run's: each job seeds itself from
+    its arguments.
+
+    Raises:
+        RuntimeError: a job failed; the message holds the end of its traceback.
+    """
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc=desc, disable=progress is False)
+    if workers <= 1 or len(jobs) <= 1:
+        out = []
+        for job in jobs:
+            out.append(fn(*job))
+            bar.update(1)
+        bar.close()
+        return out
+    workers = min(workers, len(jobs))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    results: list = [None] * len(jobs)
+    with tempfile.TemporaryDirectory(prefix="zsar_splits_") as tmp, ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(_run_in_subprocess, fn, job, Path(tmp) / f"job{i}", threads): i
+                   for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            bar.update(1)
+    bar.close()
+    return results
+
+
+def named_splits(splits: Sequence[ZeroShotSplit]) -> list[ZeroShotSplit]:
+    """``splits`` with ``split<i>`` names where they have none."""
+    return [s if s.name else dataclasses.replace(s, name=f"split{i}") for i, s in enumerate(splits)]
+
+
 def run_splits(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
                run_root: str | os.PathLike, splits: Sequence[ZeroShotSplit] | None = None, n_splits: int = 10,
-               seed: int = 0, progress: bool | None = None, **kwargs) -> list[dict]:
+               seed: int = 0, progress: bool | None = None, workers: int = 1, **kwargs) -> list[dict]:
     """:func:`run_split` over ``splits`` (default: ``random_class_splits(C, n_splits, seed=seed)``).
 
     Each split runs in ``run_root/<method_name>/<split name>``; ``kwargs`` go to :func:`run_split`.
+    ``workers > 1`` runs that many splits at once in spawned processes (:func:`map_splits`); a
+    method that is not zero-shot (the ceiling, one fit shared by every split) runs its first
+    split alone, so its shared fit is trained once and then only read.
 
     Returns:
         One result per split, ready for :func:`zsar.evaluation.tables.to_markdown`.
     """
-    from tqdm.auto import tqdm
+    from zsar.methods import METHODS
 
     source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
     if splits is None:
         splits = random_class_splits(len(source.texts), n_splits, seed=seed)
-    results = []
-    for i, split in enumerate(tqdm(splits, desc=f"{method_name} splits", disable=progress is False)):
-        if not split.name:
-            split = dataclasses.replace(split, name=f"split{i}")
-        results.append(run_split(method_name, method_kwargs, source, split,
-                                 Path(run_root) / method_name / split.name, seed=seed, **kwargs))
-    return results
+    fn = functools.partial(run_split, seed=seed, **kwargs)
+    jobs = [(method_name, method_kwargs, source, split, Path(run_root) / method_name / split.name)
+            for split in named_splits(splits)]
+    desc = f"{method_name} splits"
+    if workers > 1 and len(jobs) > 1 and not getattr(METHODS.get(method_name), "is_zero_shot", True):
+        return map_splits(fn, jobs[:1], 1, desc, progress) + map_splits(fn, jobs[1:], workers, desc, progress)
+    return map_splits(fn, jobs, workers, desc, progress)
