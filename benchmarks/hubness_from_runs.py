@@ -1,0 +1,77 @@
+"""Hubness of finished zero-shot runs, from their saved unseen-class scores alone.
+
+For every ``<out>/<method>/<split>/scores.npz`` that :func:`zsar.experiments.zero_shot.run_split`
+wrote (``(N, U)`` video x unseen-prototype scores): ``S_N10`` (skewness of the 10-occurrence of the
+prototypes), hub and antihub occurrence and top-1, raw and after each hubness reducer that works on
+a query x target score matrix, fitted **transductively** on the same test scores (the test videos
+are the reducer's reference queries). Mean ± std over the splits.
+
+Notebook 04 is the full analysis (inductive references from held-out seen-class videos, the
+square-only reducers, GZSL, text vs transferred prototypes); it needs the embeddings that notebook
+02 exports. This script serves runs that kept only their scores (e.g. ``zero_shot_table.py``)::
+
+    python benchmarks/hubness_from_runs.py --out runs/zero_shot_table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zsar.evaluation.metrics import mean_std
+from zsar.hubness import REDUCERS, hub_occurrence, hubness_from_scores, make_reducer
+
+SQUARE_ONLY = {"mp_empiric", "dsl"}  # need the target x target matrix, which scores alone do not give
+
+
+def analyse(scores: np.ndarray, labels: np.ndarray, k: int, hub_size: float) -> dict[str, dict[str, float]]:
+    """``{reducer: measures}`` of one split's ``(N, U)`` scores; ``"none"`` is the raw scores."""
+    out = {}
+    for name in ("none",) + tuple(r for r in REDUCERS if r not in SQUARE_ONLY):
+        s = scores if name == "none" else make_reducer(name).fit(scores).transform(scores)
+        rep = hubness_from_scores(s, k=k, hub_size=hub_size)
+        mean_nk = rep.k_occurrence.mean()
+        out[name] = {"S_Nk": rep.skewness, "hub occ": hub_occurrence(rep.k_occurrence, mean_nk, hub_size),
+                     "antihub occ": rep.antihub_occurrence, "top1 %": 100 * float((s.argmax(1) == labels).mean())}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/zero_shot_table"), help="run folder")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--hub-size", type=float, default=2.0)
+    args = parser.parse_args()
+    rows = []
+    for path in sorted(args.out.glob("*/*/scores.npz")):
+        run = json.loads((path.parent / "metrics.json").read_text())
+        with np.load(path) as stored:
+            scores, labels = stored["unseen_scores"].astype(np.float64), stored["unseen_labels"]
+        k = min(args.k, scores.shape[1] - 1)
+        for reducer, measures in analyse(scores, labels, k, args.hub_size).items():
+            rows.append({"method": run["method"], "split": run["split"], "reducer": reducer, **measures})
+    if not rows:
+        raise SystemExit(f"no <method>/<split>/scores.npz under {args.out}")
+    frame = pd.DataFrame(rows)
+    cols = ["S_Nk", "hub occ", "antihub occ", "top1 %"]
+
+    def fmt(values) -> str:
+        mu, sd = mean_std(values)
+        return f"{mu:.2f} ± {sd:.2f}"
+
+    table = frame.groupby(["method", "reducer"], sort=False)[cols].agg(fmt)
+    n = frame.groupby("method")["split"].nunique()
+    print(f"k = {args.k} (capped at U-1), hub: N_k >= {args.hub_size} x mean; reducers fitted on the test scores "
+          f"(transductive); splits per method: {n.to_dict()}\n")
+    table = table.rename(columns={"S_Nk": f"S_N{args.k}"}).reset_index()
+    print("| " + " | ".join(table.columns) + " |\n|" + "|".join(":--" for _ in table.columns) + "|")
+    for row in table.itertuples(index=False):
+        print("| " + " | ".join(map(str, row)) + " |")
+
+
+if __name__ == "__main__":
+    main()
