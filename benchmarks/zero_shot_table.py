@@ -9,7 +9,8 @@ Report (mean ± std over the splits found, with the run configuration)::
 
     python benchmarks/zero_shot_table.py report --out runs/zero_shot_table
 
-The splits are those of notebook 01 (``runs/01_data_prep/splits.json``); the recipe is notebook
+The splits are those of notebook 01 (``runs/01_data_prep/splits.json``); each method's kwargs are
+``zsar.experiments.compare.method_kwargs`` (DeViSE and ESZSL in GloVe); the recipe is notebook
 02's default (``zsar-RN-T-64`` random init, 8 frames, 15 epochs, batch 32, lr 1e-3, AMP bf16 on
 CUDA); runs resume where their ``metrics.json`` matches. The report also prints the two issue
 targets: ResT + transfer top-1 (test-list clips) over the ceiling's, and ResT's temporal-pair
@@ -47,6 +48,7 @@ def fit(args) -> None:
     from zsar.data.frame_cache import FrameCache
     from zsar.data.protocols import ZeroShotSplit
     from zsar.data.transforms import clip_preprocess_config
+    from zsar.experiments.compare import method_kwargs
     from zsar.experiments.sources import load_source
     from zsar.experiments.zero_shot import default_dataset_factory, run_split
 
@@ -62,7 +64,8 @@ def fit(args) -> None:
     common = dict(backbone=args.backbone, frames=args.frames, batch_size=args.batch_size, amp=amp,
                   num_workers=args.num_workers, progress=False)
     for method in args.methods.split(","):
-        kwargs = {**common, **({} if method == "frame_average" else dict(epochs=args.epochs, lr=args.lr))}
+        # the iterative trainers take epochs and lr; the others keep their own (DeViSE's map, ESZSL)
+        kwargs = method_kwargs(method, common=common, trained=dict(epochs=args.epochs, lr=args.lr))
         for i in parse_indices(args.splits):
             start = time.time()
             r = run_split(method, kwargs, source, splits[i], args.out / method / splits[i].name, seed=args.seed,

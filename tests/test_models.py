@@ -226,6 +226,14 @@ def test_templates_and_build_prompts():
     assert zm.readable_class_name("ApplyEyeMakeup") == "apply eye makeup"
 
 
+@pytest.mark.parametrize("name, readable", [
+    ("WalkADog", "walk a dog"), ("TakeAShower", "take a shower"), ("BMXRiding", "bmx riding"),
+    ("PlayingTV", "playing tv"), ("YoYo", "yo yo"), ("walk_a_dog", "walk a dog"), ("doing a 360", "doing a 360"),
+])
+def test_readable_class_name_keeps_single_letter_words_and_acronyms(name, readable):
+    assert zm.readable_class_name(name) == readable
+
+
 def test_load_descriptions_layouts(tmp_path):
     by_name = tmp_path / "a.json"
     by_name.write_text(json.dumps({"Run": ["legs move", "fast"], "Jump": "up"}))

@@ -22,7 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# a word starts at a capital after a lower-case letter or digit ("ApplyEyeMakeup"), and at the last
+# capital of a run followed by lower case ("WalkADog" -> Walk A Dog, "BMXRiding" -> BMX Riding)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"[a-z0-9]+")
 
 
