@@ -1,7 +1,9 @@
 """Issue-3 comparison on the embedded benchmark: fit methods on seeded splits, then one table.
 
-Fit (one process per split index is how a GPU is kept busy: start several side by side)::
+Fit (one process per split index is how a GPU is kept busy: start several side by side, after
+``cache`` has decoded every clip once into the frame cache they all read)::
 
+    python benchmarks/zero_shot_table.py cache
     python benchmarks/zero_shot_table.py fit --methods actionclip,rest --splits 0 --out runs/zero_shot_table
     python benchmarks/zero_shot_table.py fit --methods supervised --splits 0-9 --out runs/zero_shot_table
 
@@ -58,7 +60,10 @@ def fit(args) -> None:
     splits = [ZeroShotSplit(s["seen"], s["unseen"], s.get("seed"), s["name"], n) for s in prep["splits"]]
     source = load_source(prep)
     cache = FrameCache.for_transform(clip_preprocess_config(args.backbone, None))
-    cache.build(source.videos, progress=False)
+    cache.build(source.videos, progress=args.mode == "cache")
+    if args.mode == "cache":
+        print(f"frame cache ready: {cache.folder}")
+        return
     make = default_dataset_factory(args.backbone, args.frames, args.seed, None, frame_cache=cache)
     amp = "bf16" if torch.cuda.is_available() else "none"
     common = dict(backbone=args.backbone, frames=args.frames, batch_size=args.batch_size, amp=amp,
@@ -102,7 +107,7 @@ def report(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=["fit", "report"])
+    parser.add_argument("mode", choices=["cache", "fit", "report"])
     parser.add_argument("--out", type=Path, default=Path("runs/zero_shot_table"), help="run folder")
     parser.add_argument("--prep", type=Path, default=Path("runs/01_data_prep"), help="notebook 01's run folder")
     parser.add_argument("--methods", default="frame_average,actionclip,rest,supervised")
@@ -116,7 +121,7 @@ def main() -> None:
     parser.add_argument("--num-workers", type=int, default=1, help="DataLoader workers per fit")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     args = parser.parse_args()
-    fit(args) if args.mode == "fit" else report(args)
+    report(args) if args.mode == "report" else fit(args)
 
 
 if __name__ == "__main__":
