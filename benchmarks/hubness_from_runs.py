@@ -20,12 +20,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from zsar.evaluation.metrics import mean_std
-from zsar.hubness import REDUCERS, hub_occurrence, hubness_from_scores, make_reducer
+from zsar.evaluation.tables import TableHeader, to_markdown
+from zsar.hubness import REDUCERS, SQUARE_ONLY, hub_occurrence, hubness_from_scores, make_reducer
 
-SQUARE_ONLY = {"mp_empiric", "dsl"}  # need the target x target matrix, which scores alone do not give
+COLUMNS = {"S_Nk": "S_N{k}", "hub occ": "hub occ", "antihub occ": "antihub occ", "top1 %": "top-1 %"}
 
 
 def analyse(scores: np.ndarray, labels: np.ndarray, k: int, hub_size: float) -> dict[str, dict[str, float]]:
@@ -46,31 +45,27 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--hub-size", type=float, default=2.0)
     args = parser.parse_args()
-    rows = []
+    rows, configs = [], []
     for path in sorted(args.out.glob("*/*/scores.npz")):
         run = json.loads((path.parent / "metrics.json").read_text())
+        configs.append(run["config"])
         with np.load(path) as stored:
             scores, labels = stored["unseen_scores"].astype(np.float64), stored["unseen_labels"]
         k = min(args.k, scores.shape[1] - 1)
         for reducer, measures in analyse(scores, labels, k, args.hub_size).items():
-            rows.append({"method": run["method"], "split": run["split"], "reducer": reducer, **measures})
+            # one table row per (method, reducer); summarised over the splits
+            rows.append({"method": f"{run['method']} · {reducer}", "split": run["split"], "metrics": measures})
     if not rows:
         raise SystemExit(f"no <method>/<split>/scores.npz under {args.out}")
-    frame = pd.DataFrame(rows)
-    cols = ["S_Nk", "hub occ", "antihub occ", "top1 %"]
-
-    def fmt(values) -> str:
-        mu, sd = mean_std(values)
-        return f"{mu:.2f} ± {sd:.2f}"
-
-    table = frame.groupby(["method", "reducer"], sort=False)[cols].agg(fmt)
-    n = frame.groupby("method")["split"].nunique()
-    print(f"k = {args.k} (capped at U-1), hub: N_k >= {args.hub_size} x mean; reducers fitted on the test scores "
-          f"(transductive); splits per method: {n.to_dict()}\n")
-    table = table.rename(columns={"S_Nk": f"S_N{args.k}"}).reset_index()
-    print("| " + " | ".join(table.columns) + " |\n|" + "|".join(":--" for _ in table.columns) + "|")
-    for row in table.itertuples(index=False):
-        print("| " + " | ".join(map(str, row)) + " |")
+    params = configs[0]["params"]
+    header = TableHeader(protocol=f"{len(configs[0]['unseen'])} unseen classes, {configs[0]['data']}; k = {args.k} "
+                                  f"(capped at U-1), hub: N_k >= {args.hub_size} x mean, reducers fitted on the "
+                                  "test scores (transductive)",
+                         backbone=params["backbone"], frames=params["frames"],
+                         splits=sorted({r["split"] for r in rows}), seeds=sorted({c["seed"] for c in configs}))
+    names = {c: n.format(k=args.k) for c, n in COLUMNS.items()}
+    print(to_markdown(rows, header, metrics=list(COLUMNS), column_names=names, scale=1.0, decimals=2,
+                      lower_is_better=["S_Nk", "hub occ", "antihub occ"]))
 
 
 if __name__ == "__main__":

@@ -137,7 +137,7 @@ def test_checkpoints_of_another_configuration_are_not_resumed(source, split, tmp
 
 
 def test_splits_in_worker_processes_give_the_sequential_results(source, tmp_path):
-    """``workers=2`` spawns two processes; each split's metrics equal a one-at-a-time run's."""
+    """``workers=2`` runs the splits in two subprocesses; each split's metrics equal a one-at-a-time run's."""
     kwargs = dict(frames=4, epochs=1, batch_size=6, width=32, layers=1, heads=2, joint_dim=32, progress=False)
     splits = random_class_splits(len(source.texts), 2, seed=0)
     one = run_splits("rest", kwargs, source, tmp_path / "one", splits=splits, gzsl=True, progress=False)
@@ -150,13 +150,19 @@ def test_splits_in_worker_processes_give_the_sequential_results(source, tmp_path
     np.testing.assert_allclose(scores[0], scores[1], atol=1e-5)
 
 
-def test_parallel_ceiling_trains_its_shared_fit_once(source, tmp_path):
+def test_parallel_ceiling_trains_its_shared_fit_once(source, tmp_path, monkeypatch):
+    from zsar.experiments import zero_shot
+
     kwargs = dict(frames=4, epochs=1, batch_size=6, width=32, heads=2, progress=False)
     splits = random_class_splits(len(source.texts), 3, seed=0)
+    calls, original = [], zero_shot.map_splits
+    monkeypatch.setattr(zero_shot, "map_splits", lambda fn, jobs, workers, *a: (
+        calls.append(([j[3].name for j in jobs], workers)), original(fn, jobs, workers, *a))[1])
     results = run_splits("supervised", kwargs, source, tmp_path, splits=splits, gzsl=True, progress=False, workers=2)
+    # the first split trains the shared fit alone; the others only read it, two at a time
+    assert calls == [([splits[0].name], 1), ([s.name for s in splits[1:]], 2)]
     histories = list((tmp_path / "supervised").glob("*/*/history.json"))
-    # one training folder (the shared fit), none per split; every split scored
-    assert [h.parent.parent.name for h in histories] == ["all_splits_fit"]
+    assert [h.parent.parent.name for h in histories] == ["all_splits_fit"]  # no per-split training folder
     assert [r["split"] for r in results] == [s.name for s in splits]
 
 

@@ -39,7 +39,7 @@ from zsar.data.protocols import ZeroShotSplit, random_class_splits, restrict_cla
 from zsar.data.records import VideoList
 from zsar.evaluation.metrics import accuracy_report, gzsl_accuracy
 from zsar.io import atomic_write_json
-from zsar.methods import ClassTexts, check_no_leaks, make_method
+from zsar.methods import METHODS, ClassTexts, check_no_leaks, make_method
 
 METRIC_KEYS = ("top1", "top5", "mean_class_acc", "top1_testlist", "gzsl_seen", "gzsl_unseen", "gzsl_harmonic",
                "pair_acc", "pair_videos", "train_time_s", "predict_time_s", "trainable_params")
@@ -375,14 +375,9 @@ def map_splits(fn: Callable, jobs: Sequence[tuple], workers: int = 1, desc: str 
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(jobs), desc=desc, disable=progress is False)
     if workers <= 1 or len(jobs) <= 1:
-        out = []
-        for job in jobs:
-            out.append(fn(*job))
-            bar.update(1)
-        bar.close()
-        return out
+        return [fn(*job) for job in tqdm(jobs, desc=desc, disable=progress is False)]
+    bar = tqdm(total=len(jobs), desc=desc, disable=progress is False)
     workers = min(workers, len(jobs))
     threads = max(1, (os.cpu_count() or 1) // workers)
     results: list = [None] * len(jobs)
@@ -407,15 +402,13 @@ def run_splits(method_name: str, method_kwargs: dict | None, data_root: str | os
     """:func:`run_split` over ``splits`` (default: ``random_class_splits(C, n_splits, seed=seed)``).
 
     Each split runs in ``run_root/<method_name>/<split name>``; ``kwargs`` go to :func:`run_split`.
-    ``workers > 1`` runs that many splits at once in spawned processes (:func:`map_splits`); a
+    ``workers > 1`` runs that many splits at once in fresh subprocesses (:func:`map_splits`); a
     method that is not zero-shot (the ceiling, one fit shared by every split) runs its first
     split alone, so its shared fit is trained once and then only read.
 
     Returns:
         One result per split, ready for :func:`zsar.evaluation.tables.to_markdown`.
     """
-    from zsar.methods import METHODS
-
     source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
     if splits is None:
         splits = random_class_splits(len(source.texts), n_splits, seed=seed)

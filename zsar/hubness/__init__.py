@@ -24,6 +24,7 @@ from zsar.hubness.reducers import (
     CSLS,
     NICDM,
     REDUCERS,
+    SQUARE_ONLY,
     DisSimLocal,
     InvertedSoftmax,
     LocalScaling,
@@ -34,7 +35,7 @@ from zsar.hubness.reducers import (
 
 __all__ = [
     "CSLS", "NICDM", "REDUCERS", "DisSimLocal", "HubnessReport", "InvertedSoftmax",
-    "LocalScaling", "MutualProximity", "QueryBankNorm", "antihub_occurrence",
+    "LocalScaling", "MutualProximity", "QueryBankNorm", "SQUARE_ONLY", "antihub_occurrence",
     "gini_coefficient", "hub_occurrence", "hubness_from_scores", "hubness_report",
     "k_occurrence", "knn_from_embeddings", "knn_from_scores", "make_reducer",
     "report_from_k_occurrence", "robinhood_index", "skewness",

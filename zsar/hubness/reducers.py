@@ -419,6 +419,8 @@ _REGISTRY = {
     "qb_norm": (QueryBankNorm, {}),
 }
 REDUCERS = tuple(_REGISTRY)
+SQUARE_ONLY = ("mp_empiric", "dsl")
+"""Reducers whose ``fit`` needs the square target x target matrix, not a query x target one."""
 
 
 def make_reducer(name, **kwargs):
