@@ -172,3 +172,44 @@ def test_map_splits_runs_jobs_in_order_and_reports_a_failing_one():
     assert map_splits(math.sqrt, [(9.0,), (4.0,), (1.0,)], workers=2, progress=False) == [3.0, 2.0, 1.0]
     with pytest.raises(RuntimeError, match="math domain error"):  # the job's own traceback comes back
         map_splits(math.sqrt, [(4.0,), (-1.0,)], workers=2, progress=False)
+
+
+def test_a_run_of_another_root_with_the_same_config_is_adopted_not_refitted(rest_run, source, split, tmp_path,
+                                                                            monkeypatch):
+    """``reuse_dir`` (notebook 06 reusing 02's fits): same config -> the folder is taken over, fit skipped."""
+    run_dir, first = rest_run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run of the same configuration must not be refitted")
+
+    monkeypatch.setattr(ResT, "fit", refuse)
+    adopted = run_split("rest", REST, source, split, tmp_path / "b", seed=3, reuse_dir=run_dir)
+    assert adopted == first
+    assert json.loads((tmp_path / "b" / "adopted_from.json").read_text()) == {"source": str(run_dir.resolve())}
+    for name in ("metrics.json", "scores.npz"):
+        assert (tmp_path / "b" / name).read_bytes() == (run_dir / name).read_bytes()
+    # the checkpoints come along, so a later resume (few-shot adaptation) finds the fitted model
+    assert sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.pt")) == sorted(
+        p.relative_to(run_dir) for p in run_dir.rglob("*.pt")) != []
+    # another configuration in the reuse folder is ignored (fitted afresh), and the source is left as it was
+    before = (run_dir / "metrics.json").read_bytes()
+    with pytest.raises(AssertionError, match="refitted"):
+        run_split("rest", {**REST, "transfer_k": 2}, source, split, tmp_path / "c", seed=3, reuse_dir=run_dir)
+    assert not (tmp_path / "c" / "metrics.json").exists() and (run_dir / "metrics.json").read_bytes() == before
+    with pytest.raises(AssertionError, match="refitted"):  # resume=False never adopts
+        run_split("rest", REST, source, split, tmp_path / "d", seed=3, reuse_dir=run_dir, resume=False)
+
+
+def test_run_splits_adopts_the_ceiling_and_its_shared_fit(source, tmp_path, monkeypatch):
+    kwargs = dict(frames=4, epochs=1, batch_size=6, width=32, heads=2, progress=False)
+    splits = random_class_splits(len(source.texts), 2, seed=0)
+    first = run_splits("supervised", kwargs, source, tmp_path / "a", splits=splits, gzsl=False, progress=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("refitted")
+
+    monkeypatch.setattr(Supervised, "fit", refuse)
+    again = run_splits("supervised", kwargs, source, tmp_path / "b", splits=splits, gzsl=False, progress=False,
+                       reuse_root=tmp_path / "a", workers=2)
+    assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)  # NaN GZSL metrics compare as text
+    assert (tmp_path / "b" / "supervised" / "all_splits_fit" / "train" / "history.json").is_file()

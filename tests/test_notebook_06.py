@@ -47,6 +47,9 @@ def test_every_method_has_finite_metrics(smoke_06):
         else:  # the ceiling has seen the unseen classes: no few-shot number, and the reason is recorded
             assert p["fewshot_k2_mean"] is None and name in m["few_shot_skipped"]
     assert m["per_method"]["frame_average"]["trainable_params"] == 0
+    # 02's smoke fits use 4 frames, 06's 2: another configuration, so none of them is taken over
+    reused = m["reused_from_training"]
+    assert reused["folder"].endswith("02_training") and reused["runs"] == {name: 0 for name in m["methods"]}
     assert m["per_method"]["actionclip"]["trainable_params"] > m["per_method"]["eszsl"]["trainable_params"] > 0
 
 

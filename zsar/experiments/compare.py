@@ -208,7 +208,8 @@ def comparison_results(runs: Sequence[Mapping[str, Any]], run_root: str | Path,
 def run_comparison(methods: Sequence[str], kwargs: Mapping[str, Mapping[str, Any]], source: DataSource,
                    run_root: str | Path, splits: Sequence[ZeroShotSplit], seed: int = 0,
                    dataset_factory: DatasetFactory | None = None, k_shot: int = 2, draws: int = 5,
-                   adaptation: str = "prototype", progress: bool | None = None, workers: int = 1) -> Comparison:
+                   adaptation: str = "prototype", progress: bool | None = None, workers: int = 1,
+                   reuse_root: str | Path | None = None) -> Comparison:
     """Run every method of ``methods`` on ``splits`` and collect :data:`COMPARISON_METRICS`.
 
     Args:
@@ -218,6 +219,9 @@ def run_comparison(methods: Sequence[str], kwargs: Mapping[str, Mapping[str, Any
         run_root: runs go to ``run_root/<method>/<split>`` (re-runs resume there).
         k_shot, draws, adaptation: the few-shot column (``k_shot`` support clips per unseen class,
             averaged over ``draws`` seeded draws); ``k_shot=0`` skips it.
+        reuse_root: another run root with the same layout (notebook 02's run folder): its finished
+            runs of the same configuration are adopted instead of fitted again, checkpoints
+            included, so the few-shot column adapts those fits (see ``run_split``'s ``reuse_dir``).
 
     Raises:
         ValueError: unknown method, or a method without ``kwargs``.
@@ -229,7 +233,8 @@ def run_comparison(methods: Sequence[str], kwargs: Mapping[str, Mapping[str, Any
     for name in methods:
         start = time.perf_counter()
         runs = run_splits(name, dict(kwargs[name]), source, run_root, splits=splits, seed=seed,
-                          dataset_factory=dataset_factory, progress=progress, workers=workers)
+                          dataset_factory=dataset_factory, progress=progress, workers=workers,
+                          reuse_root=reuse_root)
         reason = few_shot_skip_reason(METHODS[name]) if k_shot else "few-shot not asked for (k_shot=0)"
         rows = []
         if reason is None:

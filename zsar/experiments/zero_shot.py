@@ -28,6 +28,7 @@ import functools
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,6 +248,48 @@ def load_if_done(path: Path, config: dict) -> dict | None:
     return stored if stored.get("config") == config else None
 
 
+ADOPTED_FILE = "adopted_from.json"
+"""Written by :func:`adopt_run` in a run folder taken over from another run root: ``{"source": path}``."""
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    if os.path.lexists(dst):  # a stale file of an unfinished run of this folder: the adopted one wins
+        if os.path.samefile(src, dst):
+            return
+        os.unlink(dst)
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(src, dst)
+
+
+def adopt_run(source_dir: str | os.PathLike, run_dir: str | os.PathLike, config: dict) -> dict | None:
+    """Take over a finished run of the same ``config`` from another run root, or ``None``.
+
+    When ``source_dir/metrics.json`` records exactly ``config``, the whole folder (metrics,
+    scores, checkpoints, exports) is hard-linked (copied across file systems) into ``run_dir``, so
+    later steps that resume from ``run_dir`` (few-shot adaptation, restoring the fitted model) find
+    the fit there; for the supervised ceiling its shared ``all_splits_fit`` folder comes along.
+    ``run_dir/adopted_from.json`` (:data:`ADOPTED_FILE`) records where it came from.
+    Files are only ever replaced by rename, so a link never lets one run folder change the other.
+
+    Returns:
+        The stored result, or ``None`` (no finished run there, or another configuration).
+    """
+    source_dir, run_dir = Path(source_dir), Path(run_dir)
+    stored = load_if_done(source_dir / "metrics.json", config)
+    if stored is None:
+        return None
+    pairs = [(source_dir, run_dir)]
+    shared = source_dir.parent / SHARED_FIT_DIR
+    if not stored.get("zero_shot", True) and shared.is_dir() and not (run_dir.parent / SHARED_FIT_DIR).exists():
+        pairs.append((shared, run_dir.parent / SHARED_FIT_DIR))
+    for src, dst in pairs:
+        shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
+    atomic_write_json(run_dir / ADOPTED_FILE, {"source": str(source_dir.resolve())})
+    return stored
+
+
 def _predict(method, data: SplitData, make: DatasetFactory, gzsl: bool) -> tuple[np.ndarray, np.ndarray | None]:
     unseen_scores = method.predict_scores(make(data.unseen_test, "unseen_test"), data.unseen_texts, data.seen_texts)
     gzsl_scores = None
@@ -286,7 +329,7 @@ def fit_on_split(method, source: DataSource, split: ZeroShotSplit, run_dir: str 
 def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
               split: ZeroShotSplit, run_dir: str | os.PathLike, seed: int = 0, gzsl: bool = True,
               val_fraction: float = 0.2, dataset_factory: DatasetFactory | None = None,
-              resume: bool = True) -> dict:
+              resume: bool = True, reuse_dir: str | os.PathLike | None = None) -> dict:
     """Fit ``method_name`` on the seen classes of ``split``, test on the unseen ones, save metrics.
 
     Args:
@@ -300,6 +343,9 @@ def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.
         val_fraction: share of the training videos held out for model selection (seen classes).
         dataset_factory: ``(video_list, role) -> Dataset``; default :func:`default_dataset_factory`.
         resume: reuse a ``metrics.json`` of the same configuration (and the method's checkpoints).
+        reuse_dir: a finished run of this method and split in another run root (e.g. notebook
+            02's); with ``resume`` and the same configuration it is adopted (:func:`adopt_run`)
+            instead of fitting again. Another configuration there is ignored.
 
     Returns:
         ``{"method", "method_name", "split", "seed", "zero_shot", "metrics", "config"}`` — the
@@ -313,6 +359,8 @@ def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.
     method = make_method(method_name, **{"seed": seed, "resume": resume, **(method_kwargs or {})})
     config = split_config(method_name, method.get_params(), split, seed, gzsl, val_fraction, source)
     done = load_if_done(run_dir / "metrics.json", config) if resume else None
+    if done is None and resume and reuse_dir is not None:
+        done = adopt_run(reuse_dir, run_dir, config)
     if done is not None:
         return done
     # the supervised ceiling's fit does not depend on the split: trained once, shared by every split
@@ -396,15 +444,23 @@ def named_splits(splits: Sequence[ZeroShotSplit]) -> list[ZeroShotSplit]:
     return [s if s.name else dataclasses.replace(s, name=f"split{i}") for i, s in enumerate(splits)]
 
 
+def _run_split_reusing(method_name, method_kwargs, source, split, run_dir, reuse: dict, **kwargs) -> dict:
+    """``run_split`` with the ``reuse_dir`` of ``run_dir`` from ``reuse`` (picklable, for the workers)."""
+    return run_split(method_name, method_kwargs, source, split, run_dir, reuse_dir=reuse[run_dir], **kwargs)
+
+
 def run_splits(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
                run_root: str | os.PathLike, splits: Sequence[ZeroShotSplit] | None = None, n_splits: int = 10,
-               seed: int = 0, progress: bool | None = None, workers: int = 1, **kwargs) -> list[dict]:
+               seed: int = 0, progress: bool | None = None, workers: int = 1,
+               reuse_root: str | os.PathLike | None = None, **kwargs) -> list[dict]:
     """:func:`run_split` over ``splits`` (default: ``random_class_splits(C, n_splits, seed=seed)``).
 
     Each split runs in ``run_root/<method_name>/<split name>``; ``kwargs`` go to :func:`run_split`.
     ``workers > 1`` runs that many splits at once in fresh subprocesses (:func:`map_splits`); a
     method that is not zero-shot (the ceiling, one fit shared by every split) runs its first
-    split alone, so its shared fit is trained once and then only read.
+    split alone, so its shared fit is trained once and then only read. ``reuse_root``: another
+    run root (same layout) whose finished runs of the same configuration are adopted, not refitted
+    (``run_split``'s ``reuse_dir``).
 
     Returns:
         One result per split, ready for :func:`zsar.evaluation.tables.to_markdown`.
@@ -412,9 +468,13 @@ def run_splits(method_name: str, method_kwargs: dict | None, data_root: str | os
     source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
     if splits is None:
         splits = random_class_splits(len(source.texts), n_splits, seed=seed)
-    fn = functools.partial(run_split, seed=seed, **kwargs)
     jobs = [(method_name, method_kwargs, source, split, Path(run_root) / method_name / split.name)
             for split in named_splits(splits)]
+    if reuse_root is not None:
+        reuse = {job[-1]: Path(reuse_root) / method_name / job[-1].name for job in jobs}
+        fn = functools.partial(_run_split_reusing, reuse=reuse, seed=seed, **kwargs)
+    else:
+        fn = functools.partial(run_split, seed=seed, **kwargs)
     desc = f"{method_name} splits"
     if workers > 1 and len(jobs) > 1 and not getattr(METHODS.get(method_name), "is_zero_shot", True):
         return map_splits(fn, jobs[:1], 1, desc, progress) + map_splits(fn, jobs[1:], workers, desc, progress)
