@@ -152,3 +152,24 @@ def test_tables_require_a_complete_header(tmp_path):
     assert paths["md"].read_text().startswith("*Protocol: p;")
     assert paths["csv"].read_text().splitlines()[0] == "# Protocol: p; Backbone: b; Frames: 8; Splits: 3; Seeds: 0"
     assert paths["tex"].is_file()
+
+
+def test_paired_comparison_by_hand():
+    from zsar.evaluation.metrics import paired_comparison
+
+    b = np.arange(10.0)
+    lower = paired_comparison(b - np.linspace(0.1, 1.0, 10), b)  # lower on every split
+    # exact signed-rank test, all 10 differences of one sign: two-sided p = 2 / 2**10
+    assert lower["wilcoxon_p"] == pytest.approx(2 / 2 ** 10)
+    assert lower["verdict"] == "lower" and (lower["n"], lower["n_lower"], lower["n_higher"]) == (10, 10, 0)
+    assert lower["delta_mean"] == pytest.approx(-0.55) and lower["delta_std"] == pytest.approx(np.linspace(0.1, 1, 10).std(ddof=1))
+    assert paired_comparison(b + 1.0 + np.arange(10) / 10, b)["verdict"] == "higher"
+    # d = -1, +2, -3, +4: W- = 1 + 3 = 4; of the 16 sign patterns 7 have a rank sum <= 4, p = 2 * 7/16
+    mixed = paired_comparison([0.0, 2.0, 0.0, 4.0], [1.0, 0.0, 3.0, 0.0])
+    assert mixed["wilcoxon_p"] == pytest.approx(0.875) and mixed["verdict"] == "no clear difference"
+    # four splits can never reach p < 0.05: the smallest exact two-sided p is 2 / 2**4
+    assert paired_comparison([0.0, 0.0, 0.0, 0.0], [1.0, 2.0, 3.0, 4.0])["wilcoxon_p"] == pytest.approx(0.125)
+    same = paired_comparison([1.0, 2.0], [1.0, 2.0])
+    assert math.isnan(same["wilcoxon_p"]) and same["verdict"] == "no clear difference" and same["delta_mean"] == 0
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_comparison([1.0, 2.0], [1.0])

@@ -178,5 +178,11 @@ def test_04_hubness_metrics(smoke_runs):
     assert t is not None and set(t["sn"]) == {"text", "transferred", "fused (ResT default)"}
     assert all(_finite(v["mean"]) for v in t["sn"].values())
     assert t["transfer_lowers_hubness"] == (t["sn"]["transferred"]["mean"] < t["sn"]["text"]["mean"])
+    # the paired per-split test: 2 smoke splits can never be significant
+    for paired in (t["paired_sn"], t["paired_top1"], m["best_reducer_overall_vs_raw"]):
+        assert paired["verdict"] == "no clear difference" and paired["n_lower"] + paired["n_higher"] <= paired["n"]
+    assert t["paired_sn"]["n"] == 2 and t["paired_sn"]["delta_mean"] == pytest.approx(
+        t["sn"]["transferred"]["mean"] - t["sn"]["text"]["mean"])
+    assert m["best_reducer_overall_vs_raw"]["n"] == 2 * len(m["methods"])
     _figures_exist(smoke_runs, m["figures"], ["04_nk_histograms.png", "04_hubs_vs_accuracy.png",
                                               "04_transfer_vs_text_hubness.png"])

@@ -166,3 +166,35 @@ def mean_std(values: Iterable[float], ddof: int = 1) -> tuple[float, float]:
         raise ValueError("mean_std of no values")
     std = float(arr.std(ddof=ddof)) if arr.size > ddof else float("nan")
     return float(arr.mean()), std
+
+
+def paired_comparison(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> dict:
+    """Paired comparison of two methods measured on the same splits: is ``a`` lower than ``b``?
+
+    Per-split differences ``d = a - b``; the two-sided Wilcoxon signed-rank test (exact for small
+    ``n``; zero differences dropped) gives ``p``. With fewer than 6 non-zero differences no
+    two-sided p below 0.05 is possible, so a smoke run can only say ``"no clear difference"``.
+
+    Args:
+        a, b: ``(n,)`` one value per split, same split order.
+        alpha: significance level of the verdict.
+
+    Returns:
+        ``{"delta_mean", "delta_std", "n", "n_lower", "n_higher", "wilcoxon_p", "verdict"}`` with
+        ``verdict`` one of ``"lower"``, ``"higher"`` (``p < alpha``, by the sign of the mean
+        difference) or ``"no clear difference"``; ``wilcoxon_p`` is ``nan`` when every difference is 0.
+
+    Raises:
+        ValueError: ``a`` and ``b`` differ in length or are empty.
+    """
+    from scipy.stats import wilcoxon
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"paired values must be two equal-length 1-D sequences, got {a.shape} and {b.shape}")
+    d = a - b
+    p = float(wilcoxon(d[d != 0]).pvalue) if np.any(d != 0) else float("nan")
+    mean, std = mean_std(d)
+    verdict = "no clear difference" if not p < alpha else ("lower" if mean < 0 else "higher")
+    return {"delta_mean": mean, "delta_std": std, "n": int(d.size), "n_lower": int((d < 0).sum()),
+            "n_higher": int((d > 0).sum()), "wilcoxon_p": p, "verdict": verdict}
