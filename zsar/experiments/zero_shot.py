@@ -444,9 +444,10 @@ def named_splits(splits: Sequence[ZeroShotSplit]) -> list[ZeroShotSplit]:
     return [s if s.name else dataclasses.replace(s, name=f"split{i}") for i, s in enumerate(splits)]
 
 
-def _run_split_reusing(method_name, method_kwargs, source, split, run_dir, reuse: dict, **kwargs) -> dict:
-    """``run_split`` with the ``reuse_dir`` of ``run_dir`` from ``reuse`` (picklable, for the workers)."""
-    return run_split(method_name, method_kwargs, source, split, run_dir, reuse_dir=reuse[run_dir], **kwargs)
+def _run_split_reusing(*job, reuse_root: Path, **kwargs) -> dict:
+    """``run_split(*job)`` with ``reuse_dir`` = the same ``<method>/<split>`` under ``reuse_root`` (picklable)."""
+    run_dir = job[-1]
+    return run_split(*job, reuse_dir=reuse_root / run_dir.parent.name / run_dir.name, **kwargs)
 
 
 def run_splits(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
@@ -470,11 +471,8 @@ def run_splits(method_name: str, method_kwargs: dict | None, data_root: str | os
         splits = random_class_splits(len(source.texts), n_splits, seed=seed)
     jobs = [(method_name, method_kwargs, source, split, Path(run_root) / method_name / split.name)
             for split in named_splits(splits)]
-    if reuse_root is not None:
-        reuse = {job[-1]: Path(reuse_root) / method_name / job[-1].name for job in jobs}
-        fn = functools.partial(_run_split_reusing, reuse=reuse, seed=seed, **kwargs)
-    else:
-        fn = functools.partial(run_split, seed=seed, **kwargs)
+    fn = (functools.partial(run_split, seed=seed, **kwargs) if reuse_root is None
+          else functools.partial(_run_split_reusing, reuse_root=Path(reuse_root), seed=seed, **kwargs))
     desc = f"{method_name} splits"
     if workers > 1 and len(jobs) > 1 and not getattr(METHODS.get(method_name), "is_zero_shot", True):
         return map_splits(fn, jobs[:1], 1, desc, progress) + map_splits(fn, jobs[1:], workers, desc, progress)
