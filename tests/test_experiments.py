@@ -13,6 +13,7 @@ from zsar.data.protocols import random_class_splits
 from zsar.evaluation.tables import TableHeader, summarize, to_markdown
 from zsar.experiments import METRIC_KEYS, REFERENCE_MARK, run_split, run_splits, temporal_pair_accuracy
 from zsar.methods import ResT, Supervised
+from zsar.experiments.zero_shot import ADOPTED_FILE
 
 torch.set_num_threads(1)
 
@@ -100,6 +101,9 @@ def test_the_supervised_ceiling_is_trained_once_for_all_splits(source, tmp_path,
     # the same model scores both splits: identical logits for a clip both splits test
     assert list(fits[0].classes_.names) == list(fits[1].classes_.names) == list(source.texts.names)
     assert [r["split"] for r in results] == [s.name for s in splits]
+    # both rows report the one training's time, not the second split's loading time
+    assert fits[0].train_time_s_ > fits[1].train_time_s_
+    assert [r["metrics"]["train_time_s"] for r in results] == [fits[0].train_time_s_] * 2
 
 
 def test_without_gzsl_the_gzsl_metrics_are_nan(source, split, tmp_path):
@@ -128,11 +132,14 @@ def test_checkpoints_of_another_configuration_are_not_resumed(source, split, tmp
     original = Trainer._resume_from
     monkeypatch.setattr(Trainer, "_resume_from", lambda self, path: (resumed.append(path), original(self, path)))
     kwargs = dict(frames=4, epochs=1, batch_size=6, width=32, heads=2, progress=False)
-    run_split("supervised", kwargs, source, split, tmp_path, gzsl=False)
-    run_split("supervised", {**kwargs, "heads": 4}, source, split, tmp_path, gzsl=False)
+    run = tmp_path / "split"  # the ceiling's shared fit goes beside it, in tmp_path/all_splits_fit
+    run_split("supervised", kwargs, source, split, run, gzsl=False)
+    second = run_split("supervised", {**kwargs, "heads": 4}, source, split, run, gzsl=False)
     assert resumed == []  # same optimiser settings and tensor shapes, other model: must start over
-    (tmp_path / "metrics.json").unlink()
-    run_split("supervised", {**kwargs, "heads": 4}, source, split, tmp_path, gzsl=False)
+    recorded = json.loads((tmp_path / "all_splits_fit" / "fit_time.json").read_text())
+    assert recorded["params"]["heads"] == 4 and second["metrics"]["train_time_s"] == recorded["train_time_s"]
+    (run / "metrics.json").unlink()
+    run_split("supervised", {**kwargs, "heads": 4}, source, split, run, gzsl=False)
     assert len(resumed) == 1  # the same configuration resumes its finished checkpoint
 
 
@@ -148,6 +155,25 @@ def test_splits_in_worker_processes_give_the_sequential_results(source, tmp_path
             assert a["metrics"][key] == pytest.approx(b["metrics"][key], nan_ok=True, abs=1e-6), key
     scores = [np.load(tmp_path / d / "rest" / splits[1].name / "scores.npz")["unseen_scores"] for d in ("one", "two")]
     np.testing.assert_allclose(scores[0], scores[1], atol=1e-5)
+
+
+def test_parallel_runs_read_finished_and_adoptable_splits_without_a_subprocess(source, tmp_path, monkeypatch):
+    from zsar.experiments import zero_shot
+
+    kwargs = dict(frames=4, progress=False)
+    splits = random_class_splits(len(source.texts), 4, seed=0)
+    first = run_splits("frame_average", kwargs, source, tmp_path / "02", splits=splits[:2], gzsl=True, progress=False)
+    spawned = []
+    monkeypatch.setattr(zero_shot, "_run_in_subprocess", lambda fn, job, tmp, threads: (spawned.append(job[3].name), fn(*job))[1])
+    both = run_splits("frame_average", kwargs, source, tmp_path / "06", splits=splits, gzsl=True, progress=False,
+                      workers=2, reuse_root=tmp_path / "02")
+    assert sorted(spawned) == [s.name for s in splits[2:]]  # two adopted here, only the new splits are fitted
+    assert [r["split"] for r in both] == [s.name for s in splits]
+    assert [r["metrics"]["top1"] for r in both[:2]] == [r["metrics"]["top1"] for r in first]
+    assert all((tmp_path / "06" / "frame_average" / s.name / ADOPTED_FILE).is_file() for s in splits[:2])
+    spawned.clear()
+    again = run_splits("frame_average", kwargs, source, tmp_path / "06", splits=splits, gzsl=True, progress=False, workers=2)
+    assert spawned == [] and again == both
 
 
 def test_parallel_ceiling_trains_its_shared_fit_once(source, tmp_path, monkeypatch):

@@ -143,7 +143,7 @@ def test_fit_predict_frozen_backbone_and_no_leak(data, tmp_path, monkeypatch):
     monkeypatch.setattr(SimpleTokenizer, "__call__",
                         lambda self, texts, *a, **k: (tokenized.extend(texts), original(self, texts, *a, **k))[1])
     train, val, test = _datasets(data)
-    method = MotionPrompts(text_kind="name+description", seed=0, **TINY)
+    method = MotionPrompts(text_kind="name+description", seed=0, freeze_backbone=True, **TINY)
     method.fit(train, data.seen_texts, tmp_path, val_dataset=val)
     fit_texts = method.encoded_texts()
     assert set(data.seen_texts.texts("name+description")) <= set(fit_texts)
@@ -158,6 +158,25 @@ def test_fit_predict_frozen_backbone_and_no_leak(data, tmp_path, monkeypatch):
     emb, protos = method.video_embeddings(test), method.class_prototypes(data.unseen_texts)
     assert emb.shape == (len(test), 192) and protos.shape == (len(data.unseen_texts), 192)
     np.testing.assert_allclose(np.linalg.norm(protos, axis=1), 1.0, atol=1e-5)
+
+
+def test_backbone_frozen_by_default_only_with_pretrained_weights(tmp_path):
+    """``freeze_backbone=None``: a random-init CLIP trains, a pretrained one (local file) stays frozen."""
+    from zsar.models import save_checkpoint
+
+    checkpoint = save_checkpoint(_model(MotionPrompts().backbone)[0], tmp_path / "clip.pt")
+    cases = {None: (None, False), str(checkpoint): (None, True), "explicit": (False, False)}
+    for pretrained, (freeze, frozen) in cases.items():
+        method = MotionPrompts(pretrained=None if pretrained in (None, "explicit") else pretrained,
+                               freeze_backbone=freeze, **TINY)
+        method._check_params()
+        method.device_ = torch.device("cpu")
+        method.spaces_ = []
+        module = method._build_module()
+        assert method.backbone_frozen_ is frozen
+        assert all(p.requires_grad is not frozen for n, p in module.model.named_parameters() if n != "logit_scale")
+    with pytest.raises(ValueError, match="freeze_backbone"):
+        MotionPrompts(freeze_backbone="yes")._check_params()
 
 
 def test_resnet_backbone_unfrozen_and_static_prompts(data, tmp_path):

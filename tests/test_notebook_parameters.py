@@ -7,7 +7,7 @@ import re
 import papermill as pm
 import pytest
 
-from zsar.workbook import parse_value, list_notebooks
+from zsar.workbook import list_notebooks, parse_value, resolve_path_parameters
 
 pytestmark = pytest.mark.notebook
 
@@ -40,3 +40,16 @@ def test_every_notebook_declares_its_parameters_to_papermill():
 def test_runner_parses_parameter_values_like_papermill():
     assert parse_value("3") == 3 and parse_value("True") is True and parse_value("[1, 2]") == [1, 2]
     assert parse_value("ViT-B-16") == "ViT-B-16"
+
+
+def test_relative_folder_parameters_resolve_against_the_callers_directory(tmp_path):
+    (tmp_path / "ckpt.pt").write_bytes(b"x")
+    params = {"DATA_ROOT": "data/embedded_40", "TRAINING_DIR": "../runs/02", "OUTPUT_DIR": "/abs/out",
+              "PRETRAINED": "ckpt.pt", "BACKBONE": "data/not_a_folder", "EPOCHS": 8, "CACHE_DIR": None}
+    out = resolve_path_parameters(params, tmp_path)
+    assert out["DATA_ROOT"] == str(tmp_path / "data" / "embedded_40")
+    assert out["TRAINING_DIR"] == str((tmp_path / ".." / "runs" / "02").resolve())
+    assert out["OUTPUT_DIR"] == "/abs/out" and out["PRETRAINED"] == str(tmp_path / "ckpt.pt")
+    assert out["BACKBONE"] == "data/not_a_folder" and out["EPOCHS"] == 8 and out["CACHE_DIR"] is None
+    # an open_clip tag is not a file: left alone
+    assert resolve_path_parameters({"PRETRAINED": "laion2b_s34b_b88k"}, tmp_path)["PRETRAINED"] == "laion2b_s34b_b88k"

@@ -89,6 +89,25 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def resolve_path_parameters(params: dict[str, Any], cwd: Path | None = None) -> dict[str, Any]:
+    """Make relative folder parameters absolute against ``cwd`` (default: the current directory).
+
+    Notebooks run with their own folder as working directory, so ``-p DATA_ROOT data/x`` typed in
+    the repository root would otherwise name ``notebooks/data/x``. Folder parameters (names ending
+    in ``_DIR`` or ``_ROOT``) are resolved when they are relative strings; ``PRETRAINED`` only when
+    it names an existing file (otherwise it is an open_clip tag); other values are kept.
+    """
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    out = dict(params)
+    for name, value in params.items():
+        if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
+            continue
+        is_folder = name.endswith(("_DIR", "_ROOT"))
+        if is_folder or (name == "PRETRAINED" and (cwd / value).is_file()):
+            out[name] = str((cwd / Path(value).expanduser()).resolve())
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="CI-sized run (SMOKE=True)")
@@ -103,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = (args.runs_dir or paths.runs_dir()).resolve()
     figures_dir = (args.figures_dir or paths.figures_dir()).resolve()
     params = {"SMOKE": args.smoke, "SEED": args.seed, **{k: parse_value(v) for k, v in args.parameter}}
+    params = resolve_path_parameters(params)
     notebooks = [nb for nb in list_notebooks() if args.only is None or nb.stem in args.only]
     if not notebooks:
         parser.error(f"no notebook matches --only {args.only}; have {[n.stem for n in list_notebooks()]}")

@@ -303,6 +303,28 @@ SHARED_FIT_DIR = "all_splits_fit"
 """Folder, beside the split folders, of a fit shared by every split (the supervised ceiling)."""
 
 
+SHARED_FIT_TIME = "fit_time.json"
+"""File in :data:`SHARED_FIT_DIR` with the shared fit's own training time."""
+
+
+def shared_fit_time(fit_dir: str | os.PathLike, params: dict, measured_s: float) -> float:
+    """Training time of the fit shared by every split, the same on each split's row.
+
+    The first split fits and records ``measured_s`` with the method's ``params`` in
+    ``fit_dir``/:data:`SHARED_FIT_TIME`; the others resume the finished fit (``measured_s`` is then
+    the loading time) and report the recorded time instead, so a table's mean train time is the
+    cost of the model it evaluates. A record of other ``params`` is stale (that fit was replaced).
+    """
+    path = Path(fit_dir) / SHARED_FIT_TIME
+    params = json.loads(json.dumps(params, default=str))
+    if path.exists():
+        record = json.loads(path.read_text())
+        if record.get("params") == params:
+            return float(record["train_time_s"])
+    atomic_write_json(path, {"train_time_s": float(measured_s), "params": params})
+    return float(measured_s)
+
+
 def fit_on_split(method, source: DataSource, split: ZeroShotSplit, run_dir: str | os.PathLike, seed: int = 0,
                  gzsl: bool = True, val_fraction: float = 0.2,
                  dataset_factory: DatasetFactory | None = None) -> tuple[SplitData, DatasetFactory]:
@@ -324,6 +346,19 @@ def fit_on_split(method, source: DataSource, split: ZeroShotSplit, run_dir: str 
     if method.is_zero_shot:
         check_no_leaks(method.encoded_texts(), data.seen_texts, data.unseen_texts, f"{method.name}.fit")
     return data, make
+
+
+def _prepare_split(method_name: str, method_kwargs: dict | None, source: DataSource, split: ZeroShotSplit,
+                   run_dir: Path, seed: int = 0, gzsl: bool = True, val_fraction: float = 0.2,
+                   resume: bool = True, reuse_dir: str | os.PathLike | None = None):
+    """``(method, config, result)``: the unfitted method, its run configuration and, where the run
+    is already finished in ``run_dir`` (or adoptable from ``reuse_dir``), its result, else ``None``."""
+    method = make_method(method_name, **{"seed": seed, "resume": resume, **(method_kwargs or {})})
+    config = split_config(method_name, method.get_params(), split, seed, gzsl, val_fraction, source)
+    done = load_if_done(run_dir / "metrics.json", config) if resume else None
+    if done is None and resume and reuse_dir is not None:
+        done = adopt_run(reuse_dir, run_dir, config)
+    return method, config, done
 
 
 def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
@@ -356,11 +391,8 @@ def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.
     """
     run_dir = Path(run_dir)
     source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
-    method = make_method(method_name, **{"seed": seed, "resume": resume, **(method_kwargs or {})})
-    config = split_config(method_name, method.get_params(), split, seed, gzsl, val_fraction, source)
-    done = load_if_done(run_dir / "metrics.json", config) if resume else None
-    if done is None and resume and reuse_dir is not None:
-        done = adopt_run(reuse_dir, run_dir, config)
+    method, config, done = _prepare_split(method_name, method_kwargs, source, split, run_dir, seed, gzsl,
+                                          val_fraction, resume, reuse_dir)
     if done is not None:
         return done
     # the supervised ceiling's fit does not depend on the split: trained once, shared by every split
@@ -369,7 +401,8 @@ def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.
     start = time.perf_counter()
     unseen_scores, gzsl_scores = _predict(method, data, make, gzsl)
     metrics = split_metrics(data, unseen_scores, gzsl_scores)
-    metrics.update(train_time_s=float(method.train_time_s_), predict_time_s=time.perf_counter() - start,
+    train_time = method.train_time_s_ if method.is_zero_shot else shared_fit_time(fit_dir, method.get_params(), method.train_time_s_)
+    metrics.update(train_time_s=float(train_time), predict_time_s=time.perf_counter() - start,
                    trainable_params=float(method.trainable_parameters()))
     result = {"method": method.display_name + ("" if method.is_zero_shot else REFERENCE_MARK),
               "method_name": method_name, "split": split.name or "split", "seed": seed,
@@ -474,6 +507,22 @@ def run_splits(method_name: str, method_kwargs: dict | None, data_root: str | os
     fn = (functools.partial(run_split, seed=seed, **kwargs) if reuse_root is None
           else functools.partial(_run_split_reusing, reuse_root=Path(reuse_root), seed=seed, **kwargs))
     desc = f"{method_name} splits"
-    if workers > 1 and len(jobs) > 1 and not getattr(METHODS.get(method_name), "is_zero_shot", True):
-        return map_splits(fn, jobs[:1], 1, desc, progress) + map_splits(fn, jobs[1:], workers, desc, progress)
-    return map_splits(fn, jobs, workers, desc, progress)
+    if workers <= 1:
+        return map_splits(fn, jobs, workers, desc, progress)
+    # finished or adoptable runs are read here: a subprocess (a fresh interpreter) only for real fits
+    done = [_finished_job(job, seed, reuse_root, kwargs) for job in jobs]
+    todo = [job for job, result in zip(jobs, done) if result is None]
+    if len(todo) > 1 and not getattr(METHODS.get(method_name), "is_zero_shot", True):
+        fitted = map_splits(fn, todo[:1], 1, desc, progress) + map_splits(fn, todo[1:], workers, desc, progress)
+    else:
+        fitted = map_splits(fn, todo, workers, desc, progress)
+    fitted_iter = iter(fitted)
+    return [result if result is not None else next(fitted_iter) for result in done]
+
+
+def _finished_job(job: tuple, seed: int, reuse_root: str | os.PathLike | None, kwargs: dict) -> dict | None:
+    """The result of a ``run_splits`` job that needs no fit (finished or adoptable), else ``None``."""
+    run_dir = job[-1]
+    reuse_dir = None if reuse_root is None else Path(reuse_root) / run_dir.parent.name / run_dir.name
+    options = {k: kwargs[k] for k in ("gzsl", "val_fraction", "resume") if k in kwargs}
+    return _prepare_split(*job, seed=seed, reuse_dir=reuse_dir, **options)[2]
