@@ -194,3 +194,36 @@ def test_ablation_restore_and_unit_attention(source, splits, make, tmp_path):
         assert weights.shape == (3, len(method.bank_.units[group]))
         if weights.shape[1]:
             np.testing.assert_allclose(weights.sum(1), 1.0, atol=1e-4)
+
+
+def _result(name, split, top1, zero_shot=True, fewshot=float("nan")):
+    return {"method": name.upper(), "method_name": name, "split": split, "zero_shot": zero_shot,
+            "metrics": {"top1": top1, "fewshot": fewshot}}
+
+
+def test_paired_against_a_baseline_by_hand():
+    from zsar.experiments.compare import paired_against
+
+    splits = [f"s{i}" for i in range(10)]
+    base = [0.05 + 0.01 * i for i in range(10)]
+    results = ([_result("actionclip", s, b, fewshot=0.1) for s, b in zip(splits, base)]
+               + [_result("better", s, b + 0.02, fewshot=0.1 + 0.01 * (i % 2)) for i, (s, b) in enumerate(zip(splits, base))]
+               + [_result("same", s, b) for s, b in zip(splits, base)]
+               + [_result("fewer", s, b - 0.01) for s, b in zip(splits[:4], base[:4])]
+               + [_result("supervised", s, 0.8, zero_shot=False) for s in splits])
+    table = paired_against(results, "actionclip", metrics=("top1", "fewshot")).set_index(["method", "metric"])
+    assert "SUPERVISED" not in table.index.get_level_values(0) and "ACTIONCLIP" not in table.index.get_level_values(0)
+    row = table.loc[("BETTER", "top1")]
+    assert row.delta_mean == pytest.approx(0.02) and row.n == 10 and row.n_higher == 10
+    assert row.wilcoxon_p == pytest.approx(2 / 2 ** 10) and row.verdict == "higher"
+    # 5 of 10 few-shot differences are 0 and dropped: 5 positive ones give p = 2/2^5, not below 0.05
+    few = table.loc[("BETTER", "fewshot")]
+    assert few.n_higher == 5 and few.n_lower == 0 and few.wilcoxon_p == pytest.approx(2 / 2 ** 5)
+    assert few.verdict == "no clear difference"
+    same = table.loc[("SAME", "top1")]
+    assert np.isnan(same.wilcoxon_p) and same.verdict == "no clear difference" and same.delta_mean == 0
+    assert ("SAME", "fewshot") not in table.index  # nan few-shot values: no pair
+    fewer = table.loc[("FEWER", "top1")]  # only the 4 splits it ran
+    assert fewer.n == 4 and fewer.n_lower == 4 and fewer.delta_mean == pytest.approx(-0.01)
+    with pytest.raises(ValueError, match="baseline 'lss'"):
+        paired_against(results, "lss")

@@ -53,6 +53,25 @@ def test_every_method_has_finite_metrics(smoke_06):
     assert m["per_method"]["actionclip"]["trainable_params"] > m["per_method"]["eszsl"]["trainable_params"] > 0
 
 
+def test_paired_comparison_against_the_baseline(smoke_06):
+    _, _, m = smoke_06
+    assert m["baseline"] == "actionclip"
+    paired = m["paired_vs_baseline"]
+    names = {m["per_method"][k]["display_name"] for k in METHODS if METHODS[k].is_zero_shot and k != "actionclip"}
+    assert set(paired) == names  # every other zero-shot method, not the ceiling, not the baseline
+    for method, by_metric in paired.items():
+        assert {"top1", "gzsl_harmonic", "fewshot"} <= set(by_metric), method
+        top1 = by_metric["top1"]
+        assert top1["n"] == 2 and top1["n_higher"] + top1["n_lower"] <= 2
+        assert top1["verdict"] == "no clear difference"  # 2 splits can never reach p < 0.05
+        assert top1["delta_mean"] == pytest.approx(m["per_method"][_key(m, method)]["top1_mean"]
+                                                   - m["per_method"]["actionclip"]["top1_mean"], abs=1e-9)
+
+
+def _key(m, display_name):
+    return next(k for k, p in m["per_method"].items() if p["display_name"] == display_name)
+
+
 def test_results_table_has_its_header_every_method_and_every_column(smoke_06):
     run, _, m = smoke_06
     text = (run / "results.md").read_text()

@@ -254,6 +254,48 @@ def comparison_summary(results: Sequence[Mapping[str, Any]], ddof: int = 1) -> p
     return summarize(results, list(COMPARISON_METRICS), ddof)
 
 
+def paired_against(results: Sequence[Mapping[str, Any]], baseline: str,
+                   metrics: Sequence[str] = ("top1", "gzsl_harmonic")) -> pd.DataFrame:
+    """Each zero-shot method against ``baseline``, paired over the splits both ran.
+
+    "Which idea helps, by how much": per split, the method's value minus the baseline's on the
+    same split, summarised by :func:`~zsar.evaluation.metrics.paired_comparison` (mean ± std of the
+    differences, splits higher / lower, two-sided Wilcoxon signed-rank p, verdict at p < 0.05).
+    Not-zero-shot rows (the ceiling) and the baseline itself are left out; ``nan`` values (e.g. a
+    few-shot column a method has no value for) drop that split for that method and metric.
+
+    Args:
+        results: per-split results (``method``, ``method_name``, ``split``, ``zero_shot``,
+            ``metrics``), e.g. :attr:`Comparison.results`.
+        baseline: the ``method_name`` compared against.
+        metrics: keys of each result's ``metrics``.
+
+    Returns:
+        One row per method and metric: ``method``, ``metric``, ``delta_mean``, ``delta_std``,
+        ``n``, ``n_higher``, ``n_lower``, ``wilcoxon_p``, ``verdict`` (differences in the metric's
+        own unit: fractions for accuracies).
+
+    Raises:
+        ValueError: ``baseline`` has no result.
+    """
+    from zsar.evaluation.metrics import paired_comparison
+
+    base = {r["split"]: r["metrics"] for r in results if r["method_name"] == baseline}
+    if not base:
+        raise ValueError(f"no result of the baseline {baseline!r}; have {sorted({r['method_name'] for r in results})}")
+    rows = []
+    for name in dict.fromkeys(r["method_name"] for r in results if r["zero_shot"] and r["method_name"] != baseline):
+        runs = [r for r in results if r["method_name"] == name and r["split"] in base]
+        for metric in metrics:
+            pairs = [(r["metrics"][metric], base[r["split"]][metric]) for r in runs
+                     if np.isfinite(r["metrics"].get(metric, np.nan)) and np.isfinite(base[r["split"]].get(metric, np.nan))]
+            if pairs:
+                test = paired_comparison([a for a, _ in pairs], [b for _, b in pairs])
+                rows.append({"method": runs[0]["method"], "metric": metric, **test})
+    columns = ["method", "metric", "delta_mean", "delta_std", "n", "n_higher", "n_lower", "wilcoxon_p", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def per_method_metrics(summary: pd.DataFrame, names: Mapping[str, str], k_shot: int = 2) -> dict[str, dict]:
     """``{method: {top1_mean, top1_std, gzsl_harmonic_mean, s_n10_mean, fewshot_k<K>_mean, ...}}``.
 
