@@ -477,10 +477,14 @@ def named_splits(splits: Sequence[ZeroShotSplit]) -> list[ZeroShotSplit]:
     return [s if s.name else dataclasses.replace(s, name=f"split{i}") for i, s in enumerate(splits)]
 
 
+def _reuse_dir(reuse_root: str | os.PathLike | None, run_dir: Path) -> Path | None:
+    """The same ``<method>/<split>`` folder as ``run_dir`` under ``reuse_root`` (``None`` without one)."""
+    return None if reuse_root is None else Path(reuse_root) / run_dir.parent.name / run_dir.name
+
+
 def _run_split_reusing(*job, reuse_root: Path, **kwargs) -> dict:
-    """``run_split(*job)`` with ``reuse_dir`` = the same ``<method>/<split>`` under ``reuse_root`` (picklable)."""
-    run_dir = job[-1]
-    return run_split(*job, reuse_dir=reuse_root / run_dir.parent.name / run_dir.name, **kwargs)
+    """``run_split(*job)`` with ``reuse_dir`` = :func:`_reuse_dir` of its run folder (picklable)."""
+    return run_split(*job, reuse_dir=_reuse_dir(reuse_root, job[-1]), **kwargs)
 
 
 def run_splits(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
@@ -522,7 +526,5 @@ def run_splits(method_name: str, method_kwargs: dict | None, data_root: str | os
 
 def _finished_job(job: tuple, seed: int, reuse_root: str | os.PathLike | None, kwargs: dict) -> dict | None:
     """The result of a ``run_splits`` job that needs no fit (finished or adoptable), else ``None``."""
-    run_dir = job[-1]
-    reuse_dir = None if reuse_root is None else Path(reuse_root) / run_dir.parent.name / run_dir.name
     options = {k: kwargs[k] for k in ("gzsl", "val_fraction", "resume") if k in kwargs}
-    return _prepare_split(*job, seed=seed, reuse_dir=reuse_dir, **options)[2]
+    return _prepare_split(*job, seed=seed, reuse_dir=_reuse_dir(reuse_root, job[-1]), **options)[2]
