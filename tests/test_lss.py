@@ -201,6 +201,8 @@ def test_interrupted_fit_resumes_to_the_same_teacher_and_student(data, tmp_path,
         patch.setattr(LSS, "_loss_fn", counting_loss_fn)
         resumed, _ = _fit(data, tmp_path / "cut", resume=True, **kwargs)
     assert len(calls) == steps_per_epoch  # only the second epoch was trained again
+    # its train time counts the restored first epoch (recorded before the crash) and its own second
+    assert resumed.train_time_s_ > resumed.history_.rows[0]["time_s"] + resumed.history_.rows[1]["time_s"]
     drop_time = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
     assert drop_time(resumed.history_.rows) == drop_time(full.history_.rows)
     expected = full.module_.teacher.state_dict()

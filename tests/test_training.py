@@ -201,6 +201,10 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
     model_b, result_b = _toy_fit(tmp_path / "b", init_seed=42)
 
     assert result_b.resumed_from.name == "epoch_0001.pt"
+    # the resumed run knows what the restored epochs cost (their recorded time); a fresh one 0
+    assert result_a.restored_time_s == 0.0
+    assert result_b.restored_time_s == pytest.approx(sum(r["time_s"] for r in result_b.history.rows[:2]))
+    assert result_b.restored_time_s > 0
     for key, value in model_a.state_dict().items():
         assert torch.equal(value, model_b.state_dict()[key]), key  # exact on CPU
     assert _comparable(result_a.history) == _comparable(result_b.history)
@@ -240,6 +244,7 @@ def test_resuming_a_finished_run_trains_nothing(tmp_path):
     _, again = _toy_fit(tmp_path, epochs=2)
     assert _comparable(again.history) == _comparable(first.history)
     assert again.last_checkpoint.name == "epoch_0001.pt"
+    assert again.restored_time_s == pytest.approx(sum(r["time_s"] for r in first.history.rows))
 
 
 # ------------------------------------------------------------------------------ AMP, misc
@@ -253,6 +258,26 @@ def test_bf16_autocast_on_cpu_trains_and_records(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.pt", "epoch_0001.pt"]
     rows = json.loads((tmp_path / "history.json").read_text())
     assert [r["epoch"] for r in rows] == [0, 1] and {"lr", "val_top1", "time_s"} <= set(rows[0])
+
+
+def test_best_checkpoint_is_a_link_that_outlives_pruning(tmp_path):
+    """best.pt is a hard link to its epoch file (no second copy on disk) and survives its pruning."""
+    ckpt = tmp_path / "checkpoints"
+    seen = {}
+
+    def eval_fn(model, epoch):
+        if epoch == 2:  # before epoch 2 is saved: best.pt (epoch 1) and epoch_0001.pt are one file
+            seen["linked"] = os.path.samefile(ckpt / "best.pt", ckpt / "epoch_0001.pt")
+        return {"score": [0.1, 0.9, 0.5][epoch]}
+
+    torch.manual_seed(0)
+    result = fit(ToyModel(), toy_loss, LoaderFactory(ToyDataset(32), 16, seed=0), 3, tmp_path,
+                 eval_fn=eval_fn, monitor="score", progress=False, keep_last=1)
+    assert seen == {"linked": True}
+    assert sorted(p.name for p in ckpt.iterdir()) == ["best.pt", "epoch_0002.pt"]
+    assert result.best_epoch == 1 and os.stat(result.best_checkpoint).st_nlink == 1
+    payload = load_checkpoint(result.best_checkpoint, ToyModel(), restore_rng=False)
+    assert payload["epoch"] == 1 and payload["extra"]["best_metric"] == pytest.approx(0.9)
 
 
 def test_fp16_on_cpu_and_bad_arguments_fail_early(tmp_path):

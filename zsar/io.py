@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -51,6 +52,31 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
+    """Make ``dst`` a hard link to ``src`` (a copy where links are impossible), atomically.
+
+    The link is made under a temp name beside ``dst`` and moved onto it, so ``dst`` is either
+    its old content or ``src``'s, never missing or half-copied. A link costs no disk space; it is
+    safe for files that are only ever replaced by rename (checkpoints, run outputs written with
+    :func:`atomic_path`), never changed in place.
+
+    Returns:
+        ``True`` if ``dst`` is a link, ``False`` if it had to be copied (another file system,
+        or a file system without hard links).
+    """
+    with contextlib.suppress(OSError):  # a missing src or dst: not the same file
+        if os.path.samefile(src, dst):
+            return True  # rename(2) onto another link of the same file would leave the temp link behind
+    with atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+            return True
+        except OSError:
+            shutil.copy2(src, tmp)
+            return False
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from zsar.evaluation.feature_cache import FeatureCache, dataset_fingerprint, file_hash
+from zsar.io import link_or_copy
 
 # files of a training run that a restore must not see or overwrite (the restore's own outputs differ)
 RUN_OUTPUTS = ("metrics.json", "scores.npz", "embeddings.npz")
@@ -161,14 +162,11 @@ def mirror_run(src: str | os.PathLike, dst: str | os.PathLike) -> None:
             continue
         target = dst / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.unlink(missing_ok=True)
-        if path.suffix == ".pt":
-            try:
-                os.link(path, target)
-                continue
-            except OSError:  # another file system, or links not allowed
-                pass
-        shutil.copy2(path, target)
+        if path.suffix == ".pt":  # checkpoints are only ever replaced by rename: a link is safe
+            link_or_copy(path, target)
+        else:
+            target.unlink(missing_ok=True)
+            shutil.copy2(path, target)
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ import numpy as np
 from zsar.data.protocols import ZeroShotSplit, random_class_splits, restrict_classes
 from zsar.data.records import VideoList
 from zsar.evaluation.metrics import accuracy_report, gzsl_accuracy
-from zsar.io import atomic_write_json
+from zsar.io import atomic_write_json, link_or_copy
 from zsar.methods import METHODS, ClassTexts, check_no_leaks, make_method
 
 METRIC_KEYS = ("top1", "top5", "mean_class_acc", "top1_testlist", "gzsl_seen", "gzsl_unseen", "gzsl_harmonic",
@@ -252,17 +252,6 @@ ADOPTED_FILE = "adopted_from.json"
 """Written by :func:`adopt_run` in a run folder taken over from another run root: ``{"source": path}``."""
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    if os.path.lexists(dst):  # a stale file of an unfinished run of this folder: the adopted one wins
-        if os.path.samefile(src, dst):
-            return
-        os.unlink(dst)
-    try:
-        os.link(src, dst)
-    except OSError:  # another file system, or links not allowed
-        shutil.copy2(src, dst)
-
-
 def adopt_run(source_dir: str | os.PathLike, run_dir: str | os.PathLike, config: dict) -> dict | None:
     """Take over a finished run of the same ``config`` from another run root, or ``None``.
 
@@ -285,7 +274,7 @@ def adopt_run(source_dir: str | os.PathLike, run_dir: str | os.PathLike, config:
     if not stored.get("zero_shot", True) and shared.is_dir() and not (run_dir.parent / SHARED_FIT_DIR).exists():
         pairs.append((shared, run_dir.parent / SHARED_FIT_DIR))
     for src, dst in pairs:
-        shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
+        shutil.copytree(src, dst, copy_function=link_or_copy, dirs_exist_ok=True)
     atomic_write_json(run_dir / ADOPTED_FILE, {"source": str(source_dir.resolve())})
     return stored
 
@@ -311,9 +300,10 @@ def shared_fit_time(fit_dir: str | os.PathLike, params: dict, measured_s: float)
     """Training time of the fit shared by every split, the same on each split's row.
 
     The first split fits and records ``measured_s`` with the method's ``params`` in
-    ``fit_dir``/:data:`SHARED_FIT_TIME`; the others resume the finished fit (``measured_s`` is then
-    the loading time) and report the recorded time instead, so a table's mean train time is the
-    cost of the model it evaluates. A record of other ``params`` is stale (that fit was replaced).
+    ``fit_dir``/:data:`SHARED_FIT_TIME`; the others resume the finished fit (their ``measured_s``
+    is the restored epochs' recorded time plus their own loading time) and report the recorded
+    time instead, so every row shows the cost of the one model they all evaluate. A record of
+    other ``params`` is stale (that fit was replaced).
     """
     path = Path(fit_dir) / SHARED_FIT_TIME
     params = json.loads(json.dumps(params, default=str))

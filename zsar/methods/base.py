@@ -184,6 +184,7 @@ class ZeroShotMethod:
         self.device_ = resolve_device(self.device)
         self.spaces_ = []
         self._fit_start = time.perf_counter()
+        self._restored_time_s = 0.0  # epochs a resumed training did not run again (see _train)
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         self._resume_ok = self._same_config_as_before(run_dir)
@@ -214,7 +215,9 @@ class ZeroShotMethod:
 
     def _finish_fit(self, trainable: int) -> "ZeroShotMethod":
         self.trainable_parameters_ = int(trainable)
-        self.train_time_s_ = time.perf_counter() - self._fit_start
+        # a fit resumed from checkpoints counts the recorded time of the epochs it restored, so
+        # an interrupted (or already finished) fit reports what training cost, not the restore
+        self.train_time_s_ = time.perf_counter() - self._fit_start + self._restored_time_s
         self.fitted_ = True
         return self
 
@@ -267,6 +270,7 @@ class ZeroShotMethod:
                      resume=self.resume and self._resume_ok)
         if result.best_checkpoint is not None:
             load_checkpoint(result.best_checkpoint, module, restore_rng=False)
+        self._restored_time_s = getattr(self, "_restored_time_s", 0.0) + result.restored_time_s
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         return result

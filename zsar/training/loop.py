@@ -19,7 +19,6 @@ import contextlib
 import logging
 import math
 import os
-import shutil
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -30,7 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from zsar.io import atomic_path
+from zsar.io import link_or_copy
 from zsar.seed import seed_everything
 from zsar.training import distributed as dist_utils
 from zsar.training.checkpoint import (capture_rng_states, checkpoint_path, latest_checkpoint,
@@ -80,6 +79,10 @@ class FitResult:
     best_epoch: int | None = None
     best_metric: float | None = None
     resumed_from: Path | None = None
+    restored_time_s: float = 0.0
+    """Recorded ``time_s`` of the epochs restored from ``resumed_from`` (0 for a fresh run): the
+    training time a resumed run did not spend itself, so that ``restored_time_s`` plus the
+    resumed call's own time is the fit's cost however often it was interrupted."""
 
     @property
     def final(self) -> dict[str, Any]:
@@ -329,8 +332,8 @@ class Trainer:
             save_checkpoint(path, self.model_, self.optimizer_, self.scheduler_, self.scaler_, epoch,
                             self.step_, rng_states, self.history_.rows, extra)
             if improved:
-                with atomic_path(self.checkpoint_dir_ / BEST_NAME) as tmp:
-                    shutil.copyfile(path, tmp)
+                # a hard link, not a copy: best.pt costs no disk while its epoch file is kept
+                link_or_copy(path, self.checkpoint_dir_ / BEST_NAME)
             prune_checkpoints(self.checkpoint_dir_, self.keep_last)
             self.history_.write(self.run_dir)
         dist_utils.barrier()
@@ -346,6 +349,7 @@ class Trainer:
         else:
             self._start_fresh()
         last = resumed
+        restored = sum(float(row.get("time_s", 0.0)) for row in self.history_.rows) if resumed else 0.0
         epochs = tqdm(range(self.start_epoch_, self.epochs), initial=self.start_epoch_,
                       total=self.epochs, desc="epochs", disable=dist_utils.tqdm_disable(self.progress))
         for epoch in epochs:
@@ -365,7 +369,7 @@ class Trainer:
             last = checkpoint_path(self.checkpoint_dir_, self.epochs - 1)
         best = self.checkpoint_dir_ / BEST_NAME if self.best_epoch_ is not None else None
         return FitResult(self.history_, self.run_dir, last, best, self.best_epoch_,
-                         self.best_metric_, resumed)
+                         self.best_metric_, resumed, restored)
 
 
 def fit(model: nn.Module, loss_fn: LossFn, train_loader_factory: Callable[[int], Iterable], epochs: int,
