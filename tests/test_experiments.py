@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,6 +207,56 @@ def test_map_splits_runs_jobs_in_order_and_reports_a_failing_one():
     assert map_splits(math.sqrt, [(9.0,), (4.0,), (1.0,)], workers=2, progress=False) == [3.0, 2.0, 1.0]
     with pytest.raises(RuntimeError, match="math domain error"):  # the job's own traceback comes back
         map_splits(math.sqrt, [(4.0,), (-1.0,)], workers=2, progress=False)
+
+
+def _child_pids(parent: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``parent``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _wait_for(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_failing_job_kills_the_other_workers_at_once():
+    """map_splits must not wait for (or leave behind) the other splits' workers when one fails."""
+    from zsar.experiments.zero_shot import map_splits
+
+    # time.sleep(-1) fails at once; without the kill the call would wait 10 min for the other job
+    with pytest.raises(RuntimeError, match="must be non-negative"):
+        map_splits(time.sleep, [(600,), (-1,)], workers=2, progress=False)
+    assert _child_pids(os.getpid()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_workers_exit_when_their_caller_is_killed(tmp_path):
+    """A worker whose parent (a notebook kernel, say) is SIGKILLed stops instead of running on."""
+    code = ("import time; from zsar.experiments.zero_shot import map_splits; "
+            "map_splits(time.sleep, [(600,), (600,)], workers=2, progress=False)")
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        assert _wait_for(lambda: len(_child_pids(parent.pid)) == 2, timeout=60), "the workers did not start"
+        workers = _child_pids(parent.pid)
+    finally:
+        parent.kill()
+        parent.wait()
+    alive = lambda: [pid for pid in workers if Path(f"/proc/{pid}").exists()  # noqa: E731
+                     and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert _wait_for(lambda: not alive(), timeout=30), f"orphaned workers still running: {alive()}"
 
 
 def test_a_run_of_another_root_with_the_same_config_is_adopted_not_refitted(rest_run, source, split, tmp_path,

@@ -406,21 +406,55 @@ def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.
     return result
 
 
-def _run_in_subprocess(fn: Callable, job: tuple, folder: Path, threads: int) -> Any:
+class _Children:
+    """The split workers a :func:`map_splits` call started; all killed if the call is left early."""
+
+    def __init__(self):
+        import threading
+
+        self.procs: set = set()
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def start(self, args: list[str], env: dict):
+        import subprocess
+
+        with self.lock:
+            if self.closed:  # the call is being left: start nothing more
+                raise RuntimeError("map_splits was stopped")
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+            self.procs.add(proc)
+        return proc
+
+    def kill_all(self) -> None:
+        with self.lock:
+            self.closed = True
+            procs = list(self.procs)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
+def _run_in_subprocess(fn: Callable, job: tuple, folder: Path, threads: int, children: _Children) -> Any:
     """``fn(*job)`` in a fresh ``python -m zsar.experiments.split_worker``; its result, or a RuntimeError."""
     import pickle
-    import subprocess
     import sys
 
     job_file, result_file = folder / "job.pkl", folder / "result.pkl"
     folder.mkdir(parents=True)
     with open(job_file, "wb") as f:
         pickle.dump((fn, job), f)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    proc = subprocess.run([sys.executable, "-m", "zsar.experiments.split_worker", str(job_file), str(result_file),
-                           str(threads)], capture_output=True, text=True, env=env)
+    from zsar.experiments.split_worker import PARENT_ENV
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           PARENT_ENV: str(os.getpid())}
+    proc = children.start([sys.executable, "-m", "zsar.experiments.split_worker", str(job_file), str(result_file),
+                           str(threads)], env)
+    _, stderr = proc.communicate()
     if proc.returncode != 0 or not result_file.is_file():
-        tail = "\n".join(proc.stderr.strip().splitlines()[-25:])
+        tail = "\n".join(stderr.strip().splitlines()[-25:])
         raise RuntimeError(f"split job {folder.name} failed (exit code {proc.returncode}):\n{tail}")
     with open(result_file, "rb") as f:
         return pickle.load(f)
@@ -436,7 +470,10 @@ def map_splits(fn: Callable, jobs: Sequence[tuple], workers: int = 1, desc: str 
     inherits a notebook kernel's main module and state) with ``cpu_count // workers`` torch
     threads. ``fn`` and the jobs must be picklable (module-level functions, :class:`DataSource`,
     :class:`DefaultDatasetFactory`). Results equal a sequential run's: each job seeds itself from
-    its arguments.
+    its arguments. When a job fails or the call is interrupted (a kernel interrupt), the other
+    workers are killed at once rather than left running; a worker whose caller is killed outright
+    stops by itself (:mod:`~zsar.experiments.split_worker` watches its parent). Finished splits
+    keep their run folders, so the next call resumes from them.
 
     Raises:
         RuntimeError: a job failed; the message holds the end of its traceback.
@@ -452,13 +489,21 @@ def map_splits(fn: Callable, jobs: Sequence[tuple], workers: int = 1, desc: str 
     workers = min(workers, len(jobs))
     threads = max(1, (os.cpu_count() or 1) // workers)
     results: list = [None] * len(jobs)
+    children = _Children()
     with tempfile.TemporaryDirectory(prefix="zsar_splits_") as tmp, ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(_run_in_subprocess, fn, job, Path(tmp) / f"job{i}", threads): i
+        futures = {pool.submit(_run_in_subprocess, fn, job, Path(tmp) / f"job{i}", threads, children): i
                    for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            bar.update(1)
-    bar.close()
+        try:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update(1)
+        except BaseException:  # a failed job, or KeyboardInterrupt: stop the others now
+            for future in futures:
+                future.cancel()
+            children.kill_all()
+            raise
+        finally:
+            bar.close()
     return results
 
 
