@@ -16,7 +16,7 @@ from zsar.data.records import VideoList, VideoRecord
 from zsar.experiments import DataSource, build_split_data, load_embedded_source
 from zsar.experiments.few_shot import (ADAPTATIONS, ZERO_SHOT_ROW, FewShotNotApplicable, adapted_scores,
                                        few_shot_episodes, few_shot_eval, few_shot_skip_reason, few_shot_table,
-                                       run_few_shot_split, summarize_few_shot)
+                                       run_few_shot_split, run_few_shot_splits, summarize_few_shot)
 from zsar.methods import ClassTexts, FrameAverage, Supervised, cosine_scores
 
 torch.set_num_threads(1)
@@ -174,6 +174,8 @@ def test_methods_without_a_zero_shot_embedding_are_skipped(synthetic_source, syn
         few_shot_eval(object(), build_split_data(synthetic_source, synthetic_splits[0]), as_list)
     with pytest.warns(UserWarning, match="not zero-shot"):
         assert run_few_shot_split("supervised", {}, synthetic_source, synthetic_splits[0], tmp_path) == []
+    with pytest.warns(UserWarning, match="not zero-shot"):  # no worker is started for it either
+        assert run_few_shot_splits("supervised", {}, synthetic_source, tmp_path, synthetic_splits, workers=2) == []
     assert not list(tmp_path.iterdir())  # nothing was fitted
 
 
@@ -191,3 +193,26 @@ def test_frame_average_smoke_run_and_resume(tiny_bench, tmp_path, monkeypatch):
 
     monkeypatch.setattr(FrameAverage, "fit", refuse)
     assert run_few_shot_split("frame_average", dict(frames=2, progress=False), source, split, tmp_path, **kw) == rows
+
+
+def test_parallel_splits_match_sequential_and_finished_splits_stay_in_process(tiny_bench, tmp_path, monkeypatch):
+    """workers=2 gives the rows of a sequential run; a second call reads them without a subprocess."""
+    from zsar.experiments import few_shot as few_shot_module
+
+    source = load_embedded_source(tiny_bench)
+    splits = [ZeroShotSplit(range(6), range(6, 12), name="a", n_classes=12),
+              ZeroShotSplit(range(6, 12), range(6), name="b", n_classes=12)]
+    kw = dict(k_values=(1,), draws=1, seed=1)
+    method_kwargs = dict(frames=2, progress=False)
+    sequential = run_few_shot_splits("frame_average", method_kwargs, source, tmp_path / "seq", splits, **kw)
+    parallel = run_few_shot_splits("frame_average", method_kwargs, source, tmp_path / "par", splits, workers=2, **kw)
+    assert parallel == sequential and {r["split"] for r in parallel} == {"a", "b"}
+
+    jobs_sent = []
+    original = few_shot_module.map_splits
+    monkeypatch.setattr(few_shot_module, "map_splits",
+                        lambda fn, jobs, *a: (jobs_sent.append(list(jobs)), original(fn, jobs, *a))[1])
+    (tmp_path / "par" / "frame_average" / "b" / "few_shot.json").unlink()  # split b must run again
+    again = run_few_shot_splits("frame_average", method_kwargs, source, tmp_path / "par", splits, workers=2, **kw)
+    assert again == sequential
+    assert [[job[3].name for job in jobs] for jobs in jobs_sent] == [["b"]]

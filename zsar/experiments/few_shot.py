@@ -281,6 +281,28 @@ def few_shot_table(summary: pd.DataFrame, metric: str = "top1", scale: float = 1
     return table.reindex(pd.MultiIndex.from_tuples(order, names=["method", "adaptation"])).fillna("")
 
 
+def few_shot_config(method_name: str, method_kwargs: dict | None, source: DataSource, split: ZeroShotSplit,
+                    k_values: Sequence[int] = DEFAULT_K_VALUES, draws: int = 5,
+                    adaptations: Sequence[str] = ADAPTATIONS, beta: float = 0.5, probe_c: float = 1.0,
+                    seed: int = 0, gzsl: bool = True, val_fraction: float = 0.2, resume: bool = True) -> dict:
+    """What ``run_dir/few_shot.json`` must record for :func:`run_few_shot_split` to reuse it."""
+    params = make_method(method_name, **{"seed": seed, "resume": resume, **(method_kwargs or {})}).get_params()
+    return {**split_config(method_name, params, split, seed, gzsl, val_fraction, source),
+            "k_values": sorted({int(k) for k in k_values}), "draws": int(draws),
+            "adaptations": list(_check_adaptations(adaptations)), "beta": float(beta), "probe_c": float(probe_c)}
+
+
+def _finished_few_shot(job: tuple, seed: int, kwargs: dict) -> list[dict] | None:
+    """The rows of ``job``'s finished few-shot run (or ``[]`` for a skipped method), else ``None``."""
+    method_name, method_kwargs, source, split, run_dir = job
+    if not kwargs.get("resume", True):
+        return None
+    options = {k: v for k, v in kwargs.items() if k != "dataset_factory"}
+    done = load_if_done(Path(run_dir) / FEW_SHOT_FILE,
+                        few_shot_config(method_name, method_kwargs, source, split, seed=seed, **options))
+    return None if done is None else done["rows"]
+
+
 def run_few_shot_split(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
                        split: ZeroShotSplit, run_dir: str | os.PathLike, k_values: Sequence[int] = DEFAULT_K_VALUES,
                        draws: int = 5, adaptations: Sequence[str] = ADAPTATIONS, beta: float = 0.5,
@@ -298,10 +320,8 @@ def run_few_shot_split(method_name: str, method_kwargs: dict | None, data_root: 
         return []
     run_dir = Path(run_dir)
     source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
-    params = make_method(method_name, **{"seed": seed, "resume": resume, **(method_kwargs or {})}).get_params()
-    config = {**split_config(method_name, params, split, seed, gzsl, val_fraction, source),
-              "k_values": sorted({int(k) for k in k_values}), "draws": int(draws),
-              "adaptations": list(_check_adaptations(adaptations)), "beta": float(beta), "probe_c": float(probe_c)}
+    config = few_shot_config(method_name, method_kwargs, source, split, k_values, draws, adaptations, beta,
+                             probe_c, seed, gzsl, val_fraction, resume)
     done = load_if_done(run_dir / FEW_SHOT_FILE, config) if resume else None
     if done is not None:
         return done["rows"]
@@ -322,13 +342,24 @@ def run_few_shot_splits(method_name: str, method_kwargs: dict | None, data_root:
 
     The folders are those of :func:`~zsar.experiments.zero_shot.run_splits`, so a method already
     run there is not retrained; ``kwargs`` go to :func:`run_few_shot_split`; ``workers > 1``
-    runs that many splits at once (:func:`~zsar.experiments.zero_shot.map_splits`).
+    runs that many splits at once (:func:`~zsar.experiments.zero_shot.map_splits`), reading
+    splits whose ``few_shot.json`` is finished in this process rather than in a subprocess.
     """
+    reason = few_shot_skip_reason(METHODS[method_name]) if method_name in METHODS else None
+    if reason is not None:
+        warnings.warn(f"few-shot skipped: {reason}", stacklevel=2)
+        return []
     source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
     if splits is None:
         splits = random_class_splits(len(source.texts), n_splits, seed=seed)
     jobs = [(method_name, method_kwargs, source, split, Path(run_root) / method_name / split.name)
             for split in named_splits(splits)]
-    per_split = map_splits(functools.partial(run_few_shot_split, seed=seed, **kwargs), jobs, workers,
-                           f"{method_name} few-shot splits", progress)
+    fn = functools.partial(run_few_shot_split, seed=seed, **kwargs)
+    desc = f"{method_name} few-shot splits"
+    if workers <= 1:
+        per_split = map_splits(fn, jobs, workers, desc, progress)
+    else:  # finished splits are read here: a subprocess only for a split that still has work
+        done = [_finished_few_shot(job, seed, kwargs) for job in jobs]
+        fresh = iter(map_splits(fn, [job for job, rows in zip(jobs, done) if rows is None], workers, desc, progress))
+        per_split = [rows if rows is not None else next(fresh) for rows in done]
     return [row for rows in per_split for row in rows]
