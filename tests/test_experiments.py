@@ -173,7 +173,7 @@ def test_parallel_runs_read_finished_and_adoptable_splits_without_a_subprocess(s
     splits = random_class_splits(len(source.texts), 4, seed=0)
     first = run_splits("frame_average", kwargs, source, tmp_path / "02", splits=splits[:2], gzsl=True, progress=False)
     spawned = []
-    monkeypatch.setattr(zero_shot, "_run_in_subprocess", lambda fn, job, tmp, threads: (spawned.append(job[3].name), fn(*job))[1])
+    monkeypatch.setattr(zero_shot, "_run_in_subprocess", lambda fn, job, tmp, threads, children: (spawned.append(job[3].name), fn(*job))[1])
     both = run_splits("frame_average", kwargs, source, tmp_path / "06", splits=splits, gzsl=True, progress=False,
                       workers=2, reuse_root=tmp_path / "02")
     assert sorted(spawned) == [s.name for s in splits[2:]]  # two adopted here, only the new splits are fitted
@@ -210,14 +210,15 @@ def test_map_splits_runs_jobs_in_order_and_reports_a_failing_one():
 
 
 def _child_pids(parent: int) -> list[int]:
-    """Live (not zombie) processes whose parent is ``parent``, from /proc."""
+    """Live (not zombie) split workers whose parent is ``parent``, from /proc."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == parent and fields[0] != "Z":
+        if int(fields[1]) == parent and fields[0] != "Z" and b"zsar.experiments.split_worker" in cmdline:
             found.append(int(stat.parent.name))
     return found
 
