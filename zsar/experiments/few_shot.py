@@ -293,7 +293,7 @@ def few_shot_config(method_name: str, method_kwargs: dict | None, source: DataSo
 
 
 def _finished_few_shot(job: tuple, seed: int, kwargs: dict) -> list[dict] | None:
-    """The rows of ``job``'s finished few-shot run (or ``[]`` for a skipped method), else ``None``."""
+    """The rows of ``job``'s finished few-shot run (same config, ``resume``), else ``None``."""
     method_name, method_kwargs, source, split, run_dir = job
     if not kwargs.get("resume", True):
         return None
