@@ -6,6 +6,7 @@ that runs are bit-for-bit reproducible and fast on a shared machine.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from zsar.training import (History, LoaderFactory, OptimConfig, Trainer, WarmupC
                            build_optimizer, build_scheduler, capture_rng_states, checkpoint_path,
                            fit, latest_checkpoint, load_checkpoint, param_groups,
                            resolve_warmup_steps, save_checkpoint)
+from zsar.training.schedule import fused_supported
 from zsar.training.toy import ToyDataset, ToyModel, toy_eval_fn, toy_loss
 
 SINGLE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -100,6 +102,27 @@ def _train_a_little(model, optimizer, scheduler, steps=3):
         loss.backward()
         optimizer.step()
         scheduler.step()
+
+
+def test_fused_adamw_on_cpu_matches_the_per_tensor_loop_and_shares_its_state_format():
+    torch.manual_seed(0)
+    ref_model = nn.Sequential(nn.Linear(5, 8), nn.LayerNorm(8), nn.Linear(8, 3))
+    fused_model = copy.deepcopy(ref_model)
+    reference = build_optimizer(ref_model, lr=0.05, fused=False)
+    fused = build_optimizer(fused_model, lr=0.05)  # the default picks the fused kernel on the CPU
+    assert fused.defaults["fused"] is True and not reference.defaults["fused"]
+    inputs = torch.randn(16, 5)
+    for _ in range(5):
+        for model, optimizer in ((ref_model, reference), (fused_model, fused)):
+            optimizer.zero_grad()
+            model(inputs).pow(2).mean().backward()
+            optimizer.step()
+    for a, b in zip(ref_model.parameters(), fused_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # a checkpoint of either loads into the other (runs saved before the switch still resume)
+    reference.load_state_dict(fused.state_dict())
+    fused.load_state_dict(reference.state_dict())
+    assert not fused_supported([torch.zeros(2, dtype=torch.int64)]) and not fused_supported([])
 
 
 def test_checkpoint_round_trip_restores_everything(tmp_path):
