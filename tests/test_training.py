@@ -22,6 +22,7 @@ from zsar.training import (History, LoaderFactory, OptimConfig, Trainer, WarmupC
                            build_optimizer, build_scheduler, capture_rng_states, checkpoint_path,
                            fit, latest_checkpoint, load_checkpoint, param_groups,
                            resolve_warmup_steps, save_checkpoint)
+from zsar.training.checkpoint import strip_training_state
 from zsar.training.schedule import fused_supported
 from zsar.training.toy import ToyDataset, ToyModel, toy_eval_fn, toy_loss
 
@@ -270,6 +271,23 @@ def test_resuming_a_finished_run_trains_nothing(tmp_path):
     assert again.restored_time_s == pytest.approx(sum(r["time_s"] for r in first.history.rows))
 
 
+def test_the_final_checkpoint_keeps_no_optimizer_state(tmp_path):
+    """A finished run is only restored: its last file drops AdamW's moments (a third of the size)."""
+    _, result = _toy_fit(tmp_path, epochs=3, keep_last=None)
+    files = [checkpoint_path(tmp_path / "checkpoints", e) for e in range(3)]
+    payloads = [torch.load(f, weights_only=True) for f in files]
+    assert [p["optimizer"] is None for p in payloads] == [False, False, True]
+    assert payloads[2]["scheduler"] is None and payloads[2]["model"].keys() == payloads[1]["model"].keys()
+    assert files[2].stat().st_size < files[1].stat().st_size
+    _, again = _toy_fit(tmp_path, epochs=3, keep_last=None)  # a finished run still resumes (trains nothing)
+    assert again.resumed_from == files[2] and _comparable(again.history) == _comparable(result.history)
+    # a file without optimizer state cannot continue a run that has epochs left
+    files[2].unlink()
+    torch.save({**payloads[1], "optimizer": None}, files[1])
+    with pytest.raises(ValueError, match="no optimizer state"):
+        _toy_fit(tmp_path, epochs=3, keep_last=None)
+
+
 # ------------------------------------------------------------------------------ AMP, misc
 def test_bf16_autocast_on_cpu_trains_and_records(tmp_path):
     torch.manual_seed(0)
@@ -281,6 +299,19 @@ def test_bf16_autocast_on_cpu_trains_and_records(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.pt", "epoch_0001.pt"]
     rows = json.loads((tmp_path / "history.json").read_text())
     assert [r["epoch"] for r in rows] == [0, 1] and {"lr", "val_top1", "time_s"} <= set(rows[0])
+
+
+def test_best_checkpoint_of_an_earlier_epoch_is_stripped_at_the_end(tmp_path):
+    """best.pt of an earlier epoch keeps its weights but not the optimizer state once the run ends."""
+    torch.manual_seed(0)
+    result = fit(ToyModel(), toy_loss, LoaderFactory(ToyDataset(32), 16, seed=0), 3, tmp_path,
+                 eval_fn=lambda model, epoch: {"score": [0.9, 0.1, 0.5][epoch]}, monitor="score",
+                 progress=False, keep_last=1)
+    best = torch.load(result.best_checkpoint, weights_only=True)
+    assert result.best_epoch == 0 and best["epoch"] == 0 and best["optimizer"] is None
+    restored = ToyModel()
+    load_checkpoint(result.best_checkpoint, restored, restore_rng=False)  # the weights are all there
+    assert not strip_training_state(result.best_checkpoint)  # nothing left to drop
 
 
 def test_best_checkpoint_is_a_link_that_outlives_pruning(tmp_path):

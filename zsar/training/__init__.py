@@ -14,7 +14,8 @@ DDP (the ``batch_size`` given to :class:`LoaderFactory` is global) and only rank
 
 from zsar.training.checkpoint import (capture_rng_states, checkpoint_path, latest_checkpoint,
                                       list_checkpoints, load_checkpoint, prune_checkpoints,
-                                      restore_rng_states, save_checkpoint, unwrap_model)
+                                      restore_rng_states, save_checkpoint, strip_training_state,
+                                      unwrap_model)
 from zsar.training.distributed import (DistInfo, LoaderFactory, all_gather_objects,
                                        all_gather_tensors, all_reduce_mean, barrier, cleanup,
                                        distributed_sampler, extract_features,
@@ -34,5 +35,5 @@ __all__ = [
     "init_distributed", "is_distributed", "is_main_process", "latest_checkpoint",
     "list_checkpoints", "load_checkpoint", "move_to_device", "param_groups",
     "per_rank_batch_size", "prune_checkpoints", "rank", "resolve_warmup_steps",
-    "restore_rng_states", "save_checkpoint", "unwrap_model", "world_size",
+    "restore_rng_states", "save_checkpoint", "strip_training_state", "unwrap_model", "world_size",
 ]

@@ -137,7 +137,8 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
                     scaler: Any | None = None,
                     generators: Mapping[str, torch.Generator] | None = None,
                     restore_rng: bool = True, map_location: str | torch.device = "cpu",
-                    strict: bool = True, weights_only: bool = True) -> dict[str, Any]:
+                    strict: bool = True, weights_only: bool = True,
+                    allow_missing_training_state: bool = False) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` into the given objects.
 
     Args:
@@ -150,6 +151,9 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
         strict: passed to ``model.load_state_dict``.
         weights_only: ``torch.load``'s safe mode; set ``False`` only for trusted files whose
             ``extra`` holds arbitrary objects.
+        allow_missing_training_state: leave ``optimizer`` / ``scheduler`` / ``scaler``
+            untouched when the file holds none (a run's final checkpoint, see
+            :class:`~zsar.training.loop.Trainer`) instead of raising.
 
     Returns:
         The payload dict (``epoch``, ``step``, ``history``, ``extra``, ``rng_states``, ...).
@@ -170,12 +174,29 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
         if obj is None:
             continue
         if payload.get(name) is None:
+            if allow_missing_training_state:
+                continue
             raise ValueError(f"checkpoint {path} holds no {name} state")
         obj.load_state_dict(payload[name])
     states = payload.get("rng_states")
     if restore_rng and isinstance(states, dict):
         restore_rng_states(states, generators)
     return payload
+
+
+def strip_training_state(path: str | os.PathLike) -> bool:
+    """Rewrite ``path`` (atomically) without its optimizer, scheduler and scaler states.
+
+    For a checkpoint that is only ever restored, never trained on (a finished run's
+    ``best.pt``). Returns whether there was anything to drop.
+    """
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if all(payload.get(k) is None for k in ("optimizer", "scheduler", "scaler")):
+        return False
+    payload.update(optimizer=None, scheduler=None, scaler=None)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return True
 
 
 def prune_checkpoints(folder: str | os.PathLike, keep_last: int | None) -> list[Path]:
