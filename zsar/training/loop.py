@@ -8,6 +8,11 @@ holds model, optimizer, scheduler, scaler, every rank's RNG states and the histo
 order of epoch ``e`` depends only on ``(seed, e)``. Resumption is per epoch: a run killed in the
 middle of an epoch repeats that epoch from its start.
 
+Disk: ``keep_last`` epoch checkpoints are kept; ``best.pt`` is a hard link to the best epoch's
+file. The final epoch's checkpoint, and ``best.pt`` once the run has ended, hold no optimizer,
+scheduler or scaler state: a finished run is only restored (resuming it with other settings is
+refused), and AdamW's moments would triple the file.
+
 Model selection (``monitor``) only looks at what ``eval_fn`` returns. ``eval_fn`` must score
 **held-out videos of the seen (training) classes**; unseen classes never reach the training
 loop, otherwise the zero-shot protocol is broken.
