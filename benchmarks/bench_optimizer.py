@@ -10,7 +10,9 @@ embedding that AdamW updates in full every step):
 
 each as the median over ``--repeats`` timed runs (after ``--warmup``), per-tensor (the baseline,
 torch's default on the CPU) and fused, with the ratio. Both variants alternate within a repeat,
-so a load change on the machine hits both.
+so a load change on the machine hits both. Run it on an otherwise idle machine: a background job
+started with ``setsid`` sits in its own scheduler autogroup, where ``nice`` does not lower it, and
+takes half the cores.
 
     python benchmarks/bench_optimizer.py [--backbone zsar-RN-T-64] [--batch 32] [--frames 8]
                                          [--classes 31] [--repeats 7] [--device cpu]
