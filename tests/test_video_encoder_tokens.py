@@ -41,6 +41,27 @@ def test_resnet_tokens_are_the_last_feature_map_before_attention_pooling(resnet)
     resnet.zero_grad(set_to_none=True)
 
 
+def test_resnet_frames_go_in_channels_last_with_the_same_values_and_gradients(resnet):
+    """encode_video lays frames out channels-last for a ModifiedResNet (faster convolutions)."""
+    torch.manual_seed(2)
+    video = torch.randn(2, 4, 3, 64, 64)
+    seen = []
+    hook = resnet.visual.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        feats = zm.encode_video(resnet, video, normalize=False)
+    finally:
+        hook.remove()
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()
+    reference = resnet.visual(video.flatten(0, 1)).reshape(2, 4, -1)  # plain contiguous frames
+    torch.testing.assert_close(feats, reference)
+    feats.sum().backward()
+    grad = resnet.visual.conv1.weight.grad.clone()
+    resnet.zero_grad(set_to_none=True)
+    reference.sum().backward()
+    torch.testing.assert_close(grad, resnet.visual.conv1.weight.grad)
+    resnet.zero_grad(set_to_none=True)
+
+
 def test_tokens_of_an_unsupported_tower_raise():
     class Tower(nn.Module):
         output_dim = 8
