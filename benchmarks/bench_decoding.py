@@ -13,7 +13,11 @@ The baseline can only read what decord opens, so every row uses the decord-reada
     python benchmarks/bench_decoding.py [--root DIR] [--workers N] [--repeats R] [--tile T] [--worker-list 1,2,4]
 
 ``--tile`` repeats the file list in the worker-scaling rows, so passes with many workers last long
-enough to time; ``--worker-list`` picks the worker counts (default ``0..N``).
+enough to time and every worker gets about the same number of batches; the default (``auto``)
+gives each worker at least 16 batches at the largest worker count. With too few batches the
+scaling rows measure the tail, not the workers: 19 files in batches of 4 are 5 batches, which 2
+workers share 3/2, so 2 workers cannot be faster than x1.58 whatever the loader does.
+``--worker-list`` picks the worker counts (default ``0..N``).
 
 ``--root`` defaults to ``../shared/data/videos`` (the 25 real clips) or, if absent, 40
 synthetic 320x240 clips written to a temp folder.
@@ -22,6 +26,7 @@ synthetic 320x240 clips written to a temp folder.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -41,6 +46,7 @@ from zsar.data.transforms import clip_transform
 from zsar.data.video_writer import write_video
 from zsar.paths import shared_data_dir
 
+BATCH = 4  # clips per DataLoader batch in the scaling rows
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".gif"}
 
 
@@ -97,21 +103,28 @@ def loader_rows(videos: VideoList, repeats: int) -> dict[str, float]:
     return {"loader cold (probe)": n / cold, "loader warm": n / warm, "loader+transform": n / transformed}
 
 
+def auto_tile(n_files: int, max_workers: int, batch: int, batches_per_worker: int = 16) -> int:
+    """Repeats of the file list that give each of ``max_workers`` workers ``batches_per_worker`` batches."""
+    return max(1, math.ceil(batches_per_worker * max(1, max_workers) * batch / max(1, n_files)))
+
+
 def worker_scaling(videos: VideoList, worker_counts: list[int], repeats: int, tile: int = 1) -> None:
     tiled = VideoList(list(videos.records) * tile, videos.class_names, videos.root)
     ds = VideoDataset(tiled, SegmentSampler(8), transform=clip_transform("ViT-B-32"))
-    print(f"\nDataLoader scaling ({len(ds)} clips = files x{tile}, batch 4, with transform, {repeats} passes, "
-          f"median; x = vs the first row, linear = x / workers):")
-    base = None
+    print(f"\nDataLoader scaling ({len(ds)} clips = files x{tile}, batch {BATCH}, with transform, {repeats} passes, "
+          f"median; x = vs the first row; of linear = (rate / rate with the fewest workers) / (workers ratio)):")
+    base, ref = None, None  # first row; row with the fewest (>= 1) workers
     for workers in worker_counts:
-        loader = DataLoader(ds, batch_size=4, num_workers=workers,
+        loader = DataLoader(ds, batch_size=BATCH, num_workers=workers,
                             persistent_workers=workers > 0)
         for _ in loader:  # warm-up pass: starts workers, fills their frame-count caches
             pass
         seconds = time_per_pass(lambda _: [b for b in loader], [None], repeats)
         rate = len(ds) / seconds
         base = base or rate
-        linear = f"  {rate / base / workers * worker_counts[0]:4.2f} of linear" if workers and worker_counts[0] else ""
+        if workers and ref is None:
+            ref = (workers, rate)
+        linear = f"  {rate / ref[1] * ref[0] / workers:4.2f} of linear" if workers else ""
         print(f"  workers={workers:2d}: {rate:7.1f} clips/s  x{rate / base:4.2f}{linear}")
 
 
@@ -120,7 +133,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None, help="folder searched recursively for videos")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="max DataLoader workers")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per row (median)")
-    parser.add_argument("--tile", type=int, default=1, help="repeat the files this often in the scaling rows")
+    parser.add_argument("--tile", default="auto",
+                        help="repeat the files this often in the scaling rows; auto: >= 16 batches per worker")
     parser.add_argument("--worker-list", default=None, help="comma-separated worker counts (default 0..--workers)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one core per decoder, as in a DataLoader worker
@@ -139,7 +153,8 @@ def main() -> None:
         print(f"  {name:32s} {rate:7.1f}   x{rate / baseline:5.2f}")
     counts = ([int(w) for w in args.worker_list.split(",")] if args.worker_list
               else list(range(0, args.workers + 1)))
-    worker_scaling(videos, counts, args.repeats, args.tile)
+    tile = auto_tile(len(paths), max(counts), BATCH) if args.tile == "auto" else int(args.tile)
+    worker_scaling(videos, counts, args.repeats, tile)
 
 
 if __name__ == "__main__":
