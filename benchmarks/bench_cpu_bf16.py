@@ -20,14 +20,13 @@ batch (same weights). Run it on an otherwise idle machine (see ``bench_optimizer
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 from pathlib import Path
 
 import torch
 
-from bench_optimizer import build, timed  # the sibling script: same model, same timing
+from bench_optimizer import build, step_arguments, timed  # the sibling script: same model, timing, options
 from zsar.data.transforms import clip_preprocess_config
 from zsar.training.schedule import build_optimizer
 
@@ -47,14 +46,7 @@ def precision(amp: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbone", default="zsar-RN-T-64")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--classes", type=int, default=31)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--warmup", type=int, default=2)
-    args = parser.parse_args()
+    args = step_arguments(__doc__).parse_args()
 
     size = clip_preprocess_config(args.backbone, None).size
     torch.manual_seed(1)

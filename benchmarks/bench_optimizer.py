@@ -52,14 +52,20 @@ def timed(fn, device: str) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def step_arguments(doc: str) -> argparse.ArgumentParser:
+    """The command line of the training-step benchmarks (this one and ``bench_cpu_bf16.py``)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="zsar-RN-T-64")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--classes", type=int, default=31)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
+    return parser
+
+
+def main() -> None:
+    parser = step_arguments(__doc__)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
