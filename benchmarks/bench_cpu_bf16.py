@@ -20,7 +20,6 @@ batch (same weights). Run it on an otherwise idle machine (see ``bench_optimizer
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch
 
 from bench_optimizer import build, step_arguments, timed  # the sibling script: same model, timing, options
 from zsar.data.transforms import clip_preprocess_config
+from zsar.training import autocast
 from zsar.training.schedule import build_optimizer
 
 
@@ -42,7 +42,8 @@ def cpu_flags() -> str:
 
 
 def precision(amp: str):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if amp == "bf16" else contextlib.nullcontext()
+    """The training loop's own AMP context on the CPU (what ``-p AMP bf16`` / ``none`` run under)."""
+    return autocast("bf16" if amp == "bf16" else "none", torch.device("cpu"))
 
 
 def main() -> None:
