@@ -38,7 +38,7 @@ from zsar.data.frame_cache import CachedVideoDataset, FrameCache
 from zsar.data.records import VideoList, VideoRecord
 from zsar.data.sampling import SegmentSampler
 from zsar.data.transforms import ClipPreprocessConfig, ClipVideoTransform
-from zsar.evaluation.feature_cache import FeatureCache, dataset_fingerprint, state_dict_hash
+from zsar.experiments.feature_cache import FeatureCache, dataset_fingerprint, state_dict_hash
 from zsar.models.registry import create_model
 from zsar.models.video_encoder import encode_video, frame_average, image_tower
 from zsar.training.distributed import extract_features

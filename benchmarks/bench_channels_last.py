@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from zsar.data.transforms import clip_preprocess_config
+from zsar.models.preprocess import clip_preprocess_config
 from zsar.models import create_model
 from zsar.models.video_encoder import image_tower
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from bench_optimizer import build, step_arguments, timed  # the sibling script: same model, timing, options
-from zsar.data.transforms import clip_preprocess_config
+from zsar.models.preprocess import clip_preprocess_config
 from zsar.training import autocast
 from zsar.training.schedule import build_optimizer
 

@@ -42,7 +42,7 @@ from zsar.data.dataset import VideoDataset
 from zsar.data.decoding import clear_cache
 from zsar.data.records import VideoList, VideoRecord
 from zsar.data.sampling import SegmentSampler
-from zsar.data.transforms import clip_transform
+from zsar.models.preprocess import clip_transform
 from zsar.data.video_writer import write_video
 from zsar.paths import shared_data_dir
 

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from zsar.data.dataset import VideoDataset
 from zsar.data.records import VideoList, VideoRecord
 from zsar.data.sampling import SegmentSampler
-from zsar.data.transforms import clip_transform
+from zsar.models.preprocess import clip_transform
 from zsar.models import create_model
 from zsar.paths import shared_data_dir
 from zsar.training.distributed import extract_features

@@ -26,7 +26,7 @@ import time
 
 import torch
 
-from zsar.data.transforms import clip_preprocess_config
+from zsar.models.preprocess import clip_preprocess_config
 from zsar.methods.actionclip import VideoTextCLIP
 from zsar.models import ClipTextSpace, create_model, get_tokenizer
 from zsar.training.schedule import build_optimizer, fused_supported

@@ -47,19 +47,18 @@ def parse_indices(text: str) -> list[int]:
 def fit(args) -> None:
     import torch
 
-    from zsar.data.frame_cache import FrameCache
     from zsar.data.protocols import ZeroShotSplit
-    from zsar.data.transforms import clip_preprocess_config
     from zsar.experiments.compare import method_kwargs
     from zsar.experiments.sources import load_source
     from zsar.experiments.zero_shot import default_dataset_factory, run_split
+    from zsar.models.preprocess import video_pipeline
 
     torch.set_num_threads(args.threads)
     prep = json.loads((args.prep / "splits.json").read_text())
     n = len(prep["class_names"])
     splits = [ZeroShotSplit(s["seen"], s["unseen"], s.get("seed"), s["name"], n) for s in prep["splits"]]
     source = load_source(prep)
-    cache = FrameCache.for_transform(clip_preprocess_config(args.backbone, None))
+    cache = video_pipeline(args.backbone, None).frame_cache()
     cache.build(source.videos, progress=args.mode == "cache")
     if args.mode == "cache":
         print(f"frame cache ready: {cache.folder}")

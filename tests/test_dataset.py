@@ -15,8 +15,8 @@ from zsar.data.errors import VideoDecodeError
 from zsar.data.records import VideoRecord
 from zsar.data.sampling import DenseSampler, SegmentSampler
 from zsar.data.scan import BadVideosError
-from zsar.data.transforms import (ClipVideoTransform, clip_preprocess_config, clip_transform,
-                                  random_resized_crop_params)
+from zsar.data.transforms import ClipVideoTransform, random_resized_crop_params
+from zsar.models.preprocess import clip_preprocess_config, clip_transform
 
 
 def test_sample_has_fixed_keys_and_true_frames(small_video_list, frame_index_of):

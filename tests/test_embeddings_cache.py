@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-import zsar.evaluation.embeddings as embeddings_module
+import zsar.experiments.restore as embeddings_module
 from zsar.data.protocols import ZeroShotSplit
-from zsar.evaluation.embeddings import (RunMismatchError, collect_split_embeddings, count_encoded_clips,
+from zsar.experiments.restore import (RunMismatchError, collect_split_embeddings, count_encoded_clips,
                                         mirror_run, run_weights_hash)
-from zsar.evaluation.feature_cache import FeatureCache
+from zsar.experiments.feature_cache import FeatureCache
 from zsar.experiments import build_split_data, run_split
 from zsar.methods import relatedness_matrix, semantic_transfer
 from zsar.models import FrameEncoder

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-import zsar.evaluation.feature_cache as feature_cache_module
+import zsar.experiments.feature_cache as feature_cache_module
 from zsar.data.sampling import DenseSampler, SegmentSampler
 from zsar.data.transforms import ClipPreprocessConfig, ClipVideoTransform
-from zsar.evaluation.feature_cache import (FeatureCache, dataset_fingerprint, describe, feature_key,
+from zsar.experiments.feature_cache import (FeatureCache, dataset_fingerprint, describe, feature_key,
                                           file_hash, state_dict_hash)
 
 IDS = ["a/a0.mp4", "a/a1.mp4", "b/b0.mp4"]

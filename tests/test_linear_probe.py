@@ -1,4 +1,4 @@
-"""Linear-probe evaluation (zsar.evaluation.linear_probe) against scikit-learn and on separable data."""
+"""Linear-probe evaluation (zsar.experiments.linear_probe) against scikit-learn and on separable data."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from zsar.evaluation.linear_probe import linear_probe, linear_probe_method
+from zsar.experiments.linear_probe import linear_probe, linear_probe_method
 
 
 def _blobs(n_per_class: int, num_classes: int, dim: int, spread: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import zsar.models as zm
 from zsar.models import pretrained as pretrained_mod
 from zsar.seed import seed_everything
+from zsar.methods.base import make_text_space
 from zsar.text.semantic import get_semantic_space
 
 TINY = "zsar-ViT-T-16-64"
@@ -278,8 +279,14 @@ def test_zero_shot_classifier_with_descriptions_and_logits(tiny, tokenizer):
 # ---------------------------------------------------------------- text space
 def test_clip_text_space_records_texts_and_matches_classifier(tiny, tokenizer):
     templates = ["a photo of {}.", "a video of a person {}."]
-    space = get_semantic_space("clip", model=tiny, tokenizer=tokenizer, templates=templates)
+    space = make_text_space("clip", model=tiny, tokenizer=tokenizer, templates=templates)
     assert isinstance(space, zm.ClipTextSpace) and space.dim == 192
+    with pytest.raises(ValueError, match="pass the model"):
+        make_text_space("clip")
+    assert make_text_space("glove").name == "glove"
+    # the text layer knows only the offline spaces: the CLIP tower is a model's
+    with pytest.raises(ValueError, match="unknown semantic space 'clip'"):
+        get_semantic_space("clip")
     vecs = space.encode(["running", "jumping"])
     assert vecs.dtype == np.float32 and vecs.shape == (2, 192)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)

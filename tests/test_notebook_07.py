@@ -14,7 +14,7 @@ import math
 import papermill as pm
 import pytest
 
-from zsar.notebook import ParameterError  # noqa: F401  (the error type the validation cell raises)
+from zsar.workbook.notebook import ParameterError  # noqa: F401  (the error type the validation cell raises)
 from zsar.workbook import list_notebooks
 
 pytestmark = pytest.mark.notebook

@@ -1,4 +1,4 @@
-"""zsar.paper: tables from run folders against a naive reference, LaTeX/Markdown content, figures, index."""
+"""zsar.report.paper: tables from run folders against a naive reference, LaTeX/Markdown content, figures, index."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from zsar.evaluation.tables import TableHeader
-from zsar.paper import (MissingRunError, PaperTable, figure_index, figure_index_markdown, find_run, hubness_figure,
-                        hubness_table, load_run, results_bars, results_summary, results_tables, run_results, table_latex,
-                        table_markdown, transfer_sweep_figure, transfer_tables, write_figure_index, write_table)
+from zsar.report.paper import (MissingRunError, PaperTable, find_run, hubness_table, load_run, results_summary,
+                               results_tables, run_results, table_latex, table_markdown, transfer_tables, write_table)
+from zsar.report.paper_figures import hubness_figure, results_bars, transfer_sweep_figure
+from zsar.workbook.figure_index import figure_index, figure_index_markdown, write_figure_index
 
 METHODS = {"frame_average": ("CLIP frame average", True), "rest": ("ResT", True), "supervised": ("Supervised †", False)}
 SPLITS = ["random0_seed0", "random1_seed0", "random2_seed0"]

@@ -7,8 +7,8 @@ import pytest
 from matplotlib.patches import Rectangle
 from scipy.stats import spearmanr
 
-from zsar.plotting import PALETTE
-from zsar.plotting_embeddings import (OTHER_UNITS, accuracy_vs_hubness, class_styles, cluster_centroids,
+from zsar.report.plotting import PALETTE
+from zsar.report.embedding_plots import (OTHER_UNITS, accuracy_vs_hubness, class_styles, cluster_centroids,
                                       confusion_heatmap, embedding_map, joint_projection, primary_units,
                                       project_2d, relatedness_heatmap, subsample_per_class)
 

@@ -1,4 +1,4 @@
-"""zsar.plotting_results: aggregation against a naive reference, and what each figure draws."""
+"""zsar.report.results_plots: aggregation against a naive reference, and what each figure draws."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from zsar.evaluation.tables import summarize
-from zsar.plotting_results import errorbar_lines, grouped_bars, mean_std_by, signed_bars, training_curves
+from zsar.report.results_plots import errorbar_lines, grouped_bars, mean_std_by, signed_bars, training_curves
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from zsar.notebook import load_metrics
-from zsar.sweep import SweepSpecError, gather, main, make_points, parse_grid, point_name, split_values
+from zsar.workbook.notebook import load_metrics
+from zsar.workbook.sweep import SweepSpecError, gather, main, make_points, parse_grid, point_name, split_values
 
 PARAMETERS = '''A = 1  # first swept value
 B = "x"  # second swept value
@@ -26,7 +26,7 @@ SMOKE = False  # recorded as a metric to show fixed values reach the notebook
 OUTPUT_DIR = None  # run folder
 FIGURES_DIR = None  # figure folder
 '''
-RECORD = '''from zsar.notebook import record_metrics, run_folder
+RECORD = '''from zsar.workbook.notebook import record_metrics, run_folder
 RUN = run_folder("sweep_nb", OUTPUT_DIR)
 record_metrics(RUN, {"score": 10 * A + len(B), "nested": {"half": A / 2, "flag": SMOKE}, "label": B,
                      "per_split": [A, A]})

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zsar.data.embedded import load_catalog
-from zsar.methods.class_texts import UNIT_GROUPS, ClassTexts
+from zsar.text.class_texts import UNIT_GROUPS, ClassTexts
 from zsar.text.semantic import SemanticSpace
 from zsar.text.units import (UnitBank, VocabularyError, extract_units, load_unit_vocabulary, unit_groups,
                              with_extracted_units)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+METRICS_FILE = "metrics.json"
+"""The file a run folder records its metrics in (notebooks, split runs)."""
+
 
 def project_root() -> Path:
     """Return the project root folder."""

@@ -1,4 +1,4 @@
-"""CLIP image preprocessing for whole clips, read from open_clip's own configuration.
+"""CLIP image preprocessing for whole clips.
 
 open_clip preprocesses one PIL image at a time; a video clip is ``T`` frames, so this module
 applies the same steps to a ``(T, H, W, 3)`` uint8 batch in one tensor call: resize the shorter
@@ -14,15 +14,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import open_clip
 import torch
 import torchvision.transforms.v2.functional as TF
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torchvision.transforms import InterpolationMode
 
-import zsar.models.registry  # noqa: F401,E402  registers the project's zsar-* configs with open_clip
-
-_INTERPOLATIONS = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR}
+INTERPOLATIONS = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR}
+RESIZE_MODES = ("shortest", "squash")
 
 
 @dataclass(frozen=True)
@@ -43,44 +41,11 @@ class ClipPreprocessConfig:
     resize_mode: str = "shortest"
 
 
-def clip_preprocess_config(model_name: str, pretrained: str | None = None) -> ClipPreprocessConfig:
-    """Preprocessing of an open_clip architecture (and, if given, its pretrained tag).
-
-    Order of precedence, as in open_clip: OpenAI defaults < the model JSON's ``preprocess_cfg``
-    < the pretrained tag's mean/std/interpolation/resize_mode.
-
-    Raises:
-        ValueError: ``model_name`` is not in open_clip's registry, or uses an unsupported mode.
-    """
-    model_cfg = open_clip.get_model_config(model_name)
-    if model_cfg is None:
-        raise ValueError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")
-    size = model_cfg["vision_cfg"]["image_size"]
-    if isinstance(size, (list, tuple)):
-        if len(set(size)) != 1:
-            raise ValueError(f"{model_name}: non-square image_size {size} is not supported")
-        size = size[0]
-    merged = dict(model_cfg.get("preprocess_cfg", {}))
-    if pretrained:
-        merged.update(open_clip.get_pretrained_cfg(model_name, pretrained) or {})
-    cfg = ClipPreprocessConfig(
-        size=int(size),
-        mean=tuple(merged.get("mean") or OPENAI_DATASET_MEAN),
-        std=tuple(merged.get("std") or OPENAI_DATASET_STD),
-        interpolation=merged.get("interpolation") or "bicubic",
-        resize_mode=merged.get("resize_mode") or "shortest",
-    )
-    if cfg.interpolation not in _INTERPOLATIONS or cfg.resize_mode not in ("shortest", "squash"):
-        raise ValueError(f"{model_name}: interpolation {cfg.interpolation!r} / resize_mode "
-                         f"{cfg.resize_mode!r} not supported (bicubic|bilinear, shortest|squash)")
-    return cfg
-
-
 class ClipVideoTransform:
     """``(T, H, W, 3)`` uint8 frames -> ``(T, 3, S, S)`` float32 CLIP input.
 
     Args:
-        cfg: a :class:`ClipPreprocessConfig` (see :func:`clip_preprocess_config`).
+        cfg: a :class:`ClipPreprocessConfig` (a model's: :func:`zsar.models.preprocess.clip_preprocess_config`).
         train: random resized crop (+ optional flip) instead of resize + centre crop.
         scale: area range of the random crop (open_clip's training default ``(0.9, 1.0)``).
         ratio: aspect-ratio range of the random crop.
@@ -96,7 +61,7 @@ class ClipVideoTransform:
         self.cfg, self.train, self.scale, self.ratio, self.hflip = cfg, train, scale, ratio, hflip
         self._mean = torch.tensor(cfg.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(cfg.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        self._interp = _INTERPOLATIONS[cfg.interpolation]
+        self._interp = INTERPOLATIONS[cfg.interpolation]
 
     def __call__(self, frames, rng: np.random.Generator | None = None) -> torch.Tensor:
         """Transform one clip.
@@ -154,9 +119,3 @@ def random_resized_crop_params(height: int, width: int, scale: tuple[float, floa
     else:
         w, h = width, height
     return (height - h) // 2, (width - w) // 2, h, w
-
-
-def clip_transform(model_name: str, pretrained: str | None = None, train: bool = False,
-                   **kwargs) -> ClipVideoTransform:
-    """Shortcut: ``ClipVideoTransform(clip_preprocess_config(model_name, pretrained), train, ...)``."""
-    return ClipVideoTransform(clip_preprocess_config(model_name, pretrained), train=train, **kwargs)

@@ -44,11 +44,20 @@ import pandas as pd
 from zsar.data.errors import SplitError
 from zsar.data.protocols import ZeroShotSplit, kshot_indices, random_class_splits
 from zsar.evaluation.metrics import accuracy_report, mean_std
-from zsar.experiments.zero_shot import (DatasetFactory, DataSource, SplitData, build_split_data,
-                                        default_dataset_factory, fit_on_split, load_embedded_source, load_if_done,
-                                        map_splits, named_splits, split_config)
+from zsar.evaluation.scores import cosine_scores, l2_normalize
+from zsar.experiments.zero_shot import (
+    DatasetFactory,
+    DataSource,
+    SplitData,
+    fit_on_split,
+    load_embedded_source,
+    load_if_done,
+    map_splits,
+    named_splits,
+    split_config,
+)
 from zsar.io import atomic_write_json
-from zsar.methods import METHODS, ZeroShotMethod, check_no_leaks, cosine_scores, make_method
+from zsar.methods import METHODS, ZeroShotMethod, make_method
 
 ADAPTATIONS = ("prototype", "fused", "linear")
 ZERO_SHOT_ROW = "zero_shot"
@@ -121,26 +130,21 @@ def few_shot_episodes(data: SplitData, k_values: Sequence[int] = DEFAULT_K_VALUE
     return episodes
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def support_prototypes(support: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
     """``(C, D)`` normalised means of the normalised ``(K*C, D)`` support embeddings per class."""
     labels = np.asarray(labels)
     missing = sorted(set(range(n_classes)) - set(labels.tolist()))
     if missing:
         raise ValueError(f"classes {missing} have no support clip")
-    unit = _unit(support)
-    return _unit(np.stack([unit[labels == c].mean(0) for c in range(n_classes)]))
+    unit = l2_normalize(support, np.float64)
+    return l2_normalize(np.stack([unit[labels == c].mean(0) for c in range(n_classes)]))
 
 
 def fused_prototypes(zero_shot: np.ndarray, support_protos: np.ndarray, beta: float) -> np.ndarray:
     """``(C, D)`` normalised ``beta * unit(zero_shot) + (1 - beta) * unit(support_protos)``."""
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta={beta}; must lie in [0, 1]")
-    return _unit(beta * _unit(zero_shot) + (1.0 - beta) * _unit(support_protos))
+    return l2_normalize(beta * l2_normalize(zero_shot, np.float64) + (1.0 - beta) * l2_normalize(support_protos, np.float64))
 
 
 def linear_probe_scores(support: np.ndarray, labels: np.ndarray, test: np.ndarray, n_classes: int,
@@ -152,8 +156,8 @@ def linear_probe_scores(support: np.ndarray, labels: np.ndarray, test: np.ndarra
     if sorted(set(labels.tolist())) != list(range(n_classes)):
         raise ValueError(f"the linear probe needs support of every class 0..{n_classes - 1}, got {sorted(set(labels))}")
     probe = LogisticRegression(C=probe_c, max_iter=1000, random_state=seed)
-    probe.fit(_unit(support), labels)
-    return probe.predict_proba(_unit(test))
+    probe.fit(l2_normalize(support, np.float64), labels)
+    return probe.predict_proba(l2_normalize(test, np.float64))
 
 
 def adapted_scores(adaptation: str, support: np.ndarray, labels: np.ndarray, test: np.ndarray,

@@ -37,10 +37,10 @@ from typing import Any, Callable
 from zsar.data import datasets
 from zsar.data.annotations import normalize_class_name
 from zsar.data.records import VideoList
+from zsar.experiments.parameters import ParameterError
 from zsar.experiments.zero_shot import DataSource, load_embedded_source
-from zsar.methods.class_texts import ClassTexts
 from zsar.models.prompts import load_descriptions, readable_class_name
-from zsar.notebook import ParameterError
+from zsar.text.class_texts import ClassTexts
 from zsar.text.units import with_extracted_units
 
 SOURCE_DATASETS = ("embedded", "ucf101", "hmdb51")

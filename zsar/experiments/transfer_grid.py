@@ -19,7 +19,7 @@ from typing import Mapping
 import numpy as np
 
 from zsar.evaluation.metrics import top1_accuracy
-from zsar.methods.base import cosine_scores
+from zsar.evaluation.scores import cosine_scores
 from zsar.methods.transfer import TransferResult, relatedness_matrix, semantic_transfer
 
 Fold = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]

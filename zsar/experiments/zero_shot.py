@@ -12,7 +12,7 @@ Data of one split (:func:`build_split_data`):
 The supervised ceiling (``is_zero_shot = False``) trains on the train list of **all** classes and
 is tested on the test-list videos only; that fit does not depend on the split, so :func:`run_split`
 trains it once in ``<split folder>/../all_splits_fit`` and every split reuses it. Unseen classes' texts are checked not to reach a zero-shot
-method's training (:func:`~zsar.methods.class_texts.check_no_leaks`; a leak raises).
+method's training (:func:`~zsar.text.class_texts.check_no_leaks`; a leak raises).
 
 Metrics (fractions; ``nan`` where undefined): ``top1``, ``top5``, ``mean_class_acc`` over the
 unseen classes; ``top1_testlist`` (the same on test-list videos, comparable with the ceiling);
@@ -159,7 +159,7 @@ def build_split_data(source: DataSource, split: ZeroShotSplit, zero_shot: bool =
 
 @dataclass(frozen=True)
 class DefaultDatasetFactory:
-    """``(video_list, role) -> Dataset`` with TSN sampling and the backbone's CLIP transform.
+    """``(video_list, role) -> Dataset`` read as the backbone asks (:func:`~zsar.models.video_pipeline`).
 
     ``role`` is ``"train"`` (random sampling and crops), ``"val"``, ``"unseen_test"`` or
     ``"gzsl_test"``. With a :class:`~zsar.data.frame_cache.FrameCache` the datasets read decoded
@@ -175,18 +175,15 @@ class DefaultDatasetFactory:
 
     def __call__(self, video_list: VideoList, role: str):
         from zsar.data.dataset import VideoDataset
-        from zsar.data.sampling import make_sampler
-        from zsar.data.transforms import clip_transform
+        from zsar.data.frame_cache import CachedVideoDataset
+        from zsar.models.preprocess import video_pipeline
 
         train = role == "train"
-        sampler = make_sampler("tsn", num_segments=self.frames)
-        transform = clip_transform(self.backbone, self.pretrained, train=train)
+        pipeline = video_pipeline(self.backbone, self.pretrained, self.frames)
         if self.frame_cache is not None:
-            from zsar.data.frame_cache import CachedVideoDataset
-
-            return CachedVideoDataset(video_list, self.frame_cache, sampler, transform, train, self.seed,
-                                      build_missing=True)
-        return VideoDataset(video_list, sampler, transform, train=train, seed=self.seed)
+            return CachedVideoDataset(video_list, self.frame_cache, pipeline.sampler, pipeline.transform(train), train,
+                                      self.seed, build_missing=True)
+        return VideoDataset(video_list, pipeline.sampler, pipeline.transform(train), train=train, seed=self.seed)
 
 
 def default_dataset_factory(backbone: str, frames: int, seed: int, pretrained: str | None = None,

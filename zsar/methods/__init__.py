@@ -21,19 +21,24 @@ Example::
 
 from __future__ import annotations
 
+from zsar.evaluation.scores import cosine_scores
 from zsar.methods.actionclip import ActionCLIP
 from zsar.methods.asu import ASU
-from zsar.methods.base import NotFittedError, ZeroShotMethod, cosine_scores
-from zsar.methods.class_texts import (TEXT_KINDS, ClassTexts, LeakageError, check_no_leaks, find_leaks,
-                                      forbidden_strings)
+from zsar.methods.base import NotFittedError, ZeroShotMethod
 from zsar.methods.devise import ESZSL, DeViSE, eszsl_closed_form
 from zsar.methods.frame_average import FrameAverage
 from zsar.methods.lss import LSS
 from zsar.methods.motion_prompts import MotionPrompts
 from zsar.methods.rest import ResT, TemporalTransformer
 from zsar.methods.supervised import Supervised, VideoClassifier
-from zsar.methods.transfer import (TransferResult, describe_weights, relatedness_matrix, semantic_transfer,
-                                   transfer_weights)
+from zsar.methods.transfer import (
+    TransferResult,
+    describe_weights,
+    relatedness_matrix,
+    semantic_transfer,
+    transfer_weights,
+)
+from zsar.text.class_texts import TEXT_KINDS, ClassTexts, LeakageError, check_no_leaks, find_leaks, forbidden_strings
 
 METHODS: dict[str, type[ZeroShotMethod]] = {
     cls.name: cls for cls in (FrameAverage, ActionCLIP, DeViSE, ESZSL, ResT, ASU, MotionPrompts, LSS, Supervised)

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from zsar.methods.base import ZeroShotMethod, cosine_scores, cross_entropy_and_accuracy
-from zsar.methods.class_texts import ClassTexts
+from zsar.evaluation.scores import cosine_scores
+from zsar.methods.base import ZeroShotMethod, cross_entropy_and_accuracy
 from zsar.models import FrameEncoder, count_parameters, frame_average
+from zsar.text.class_texts import ClassTexts
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp
 
@@ -79,7 +80,7 @@ class ActionCLIP(ZeroShotMethod):
             for name, p in model.named_parameters():
                 if not (name.startswith("visual.") or name == "logit_scale"):
                     p.requires_grad_(False)
-        space = self._clip_space(model, tokenizer, trainable=not self.freeze_text)
+        space = self._text_space("clip", model, tokenizer, trainable=not self.freeze_text)
         self.module_ = VideoTextCLIP(model, space)
         train_texts = seen_texts.texts(self.text_kind)
 

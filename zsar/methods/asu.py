@@ -40,10 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsar.methods.base import ZeroShotMethod, cosine_scores
-from zsar.methods.class_texts import ClassTexts
+from zsar.evaluation.scores import cosine_scores
+from zsar.methods.base import ZeroShotMethod
 from zsar.methods.rest import CrossModalBlock
 from zsar.models import FrameEncoder, count_parameters
+from zsar.text.class_texts import ClassTexts
 from zsar.text.units import UnitBank, with_extracted_units
 
 UNIT_SPACES = ("clip", "minilm", "glove")
@@ -267,20 +268,15 @@ class ASU(ZeroShotMethod):
         return with_extracted_units(texts, max_per_group=self.max_units_per_group)
 
     def _build_module(self) -> ASUNetwork:
-        from zsar.models import ClipTextSpace
-        from zsar.text.semantic import get_semantic_space
-
         model, tokenizer = self._build_clip()
         for name, p in model.named_parameters():
             is_visual = name.startswith("visual.")
             p.requires_grad_((is_visual and self.train_backbone) or (not is_visual and self.train_text))
         model.logit_scale.requires_grad_(False)  # ASU has its own scale; DDP rejects unused trainables
-        space = self._clip_space(model, tokenizer, trainable=self.train_text)
-        if self.unit_space == "clip":  # units are words, not class names: no prompt template
-            self.unit_space_ = ClipTextSpace(model, tokenizer, templates=None, trainable=self.train_text)
-        else:
-            self.unit_space_ = get_semantic_space(self.unit_space)
-        self.spaces_.append(self.unit_space_)
+        space = self._text_space("clip", model, tokenizer, trainable=self.train_text)
+        # units are words, not class names: no prompt template
+        self.unit_space_ = self._text_space(self.unit_space, model, tokenizer, trainable=self.train_text,
+                                            class_texts=False)
         return ASUNetwork(model, space, self.unit_space_.dim, self.width, self.layers, self.heads, self.regions,
                           self.max_frames or self.frames, self.dropout, self.use_mra, self.use_unit_selection,
                           self.unit_top_k, unit_space=self.unit_space_ if self._units_trained() else None)

@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsar.methods.class_texts import TEXT_KINDS, ClassTexts
-from zsar.text.semantic import SemanticSpace
+from zsar.evaluation.scores import cosine_scores
+from zsar.text.class_texts import TEXT_KINDS, ClassTexts
+from zsar.text.semantic import SemanticSpace, get_semantic_space
 
 METHOD_CONFIG_FILE = "method.json"
 
@@ -58,15 +59,6 @@ def cross_entropy_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tu
     """``(loss, {"acc": float})`` for the training loop from ``(B, C)`` logits and ``(B,)`` labels."""
     loss = F.cross_entropy(logits, labels)
     return loss, {"acc": float((logits.argmax(1) == labels).float().mean())}
-
-
-def cosine_scores(video_embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
-    """``(N, C)`` cosine similarities of ``(N, D)`` embeddings and ``(C, D)`` prototypes."""
-    v = torch.as_tensor(np.asarray(video_embeddings, dtype=np.float32))
-    p = torch.as_tensor(np.asarray(prototypes, dtype=np.float32))
-    if v.ndim != 2 or p.ndim != 2 or v.shape[1] != p.shape[1]:
-        raise ValueError(f"expected (N, D) embeddings and (C, D) prototypes, got {tuple(v.shape)}, {tuple(p.shape)}")
-    return (F.normalize(v, dim=-1) @ F.normalize(p, dim=-1).T).numpy()
 
 
 class ZeroShotMethod:
@@ -228,12 +220,15 @@ class ZeroShotMethod:
         model = create_model(self.backbone, self.pretrained, device=self.device_)
         return model, get_tokenizer(self.backbone)
 
-    def _clip_space(self, model: nn.Module, tokenizer, trainable: bool = False):
-        """A :class:`~zsar.models.ClipTextSpace` over ``model``; templates only fill class names."""
-        from zsar.models import ClipTextSpace
+    def _text_space(self, name: str = "clip", model: nn.Module | None = None, tokenizer=None,
+                     trainable: bool = False, class_texts: bool = True) -> SemanticSpace:
+        """The text space ``name`` (:func:`make_text_space`), recorded in ``spaces_`` for the leakage audit.
 
-        templates = self.templates if self.text_kind == "name" else None
-        space = ClipTextSpace(model, tokenizer, templates=templates, trainable=trainable)
+        ``class_texts``: the space embeds this method's class texts, so the CLIP space applies
+        ``templates`` when those texts are names; other strings (units, concepts) go in as they are.
+        """
+        templates = self.templates if class_texts and self.text_kind == "name" else None
+        space = make_text_space(name, model, tokenizer, templates=templates, trainable=trainable)
         self.spaces_.append(space)
         return space
 
@@ -288,6 +283,26 @@ class ZeroShotMethod:
             return {"val_top1": top1_accuracy(scores_fn(model, val_dataset, seen_texts), labels)}
 
         return evaluate
+
+
+def make_text_space(name: str, model: nn.Module | None = None, tokenizer=None, templates=None,
+                    trainable: bool = False) -> SemanticSpace:
+    """The one place a method's text space is built.
+
+    ``"clip"`` is the text tower of ``model`` (:class:`~zsar.models.ClipTextSpace`; ``templates``
+    fill class names, ``trainable`` keeps its graph for joint training); any other name is an
+    offline space of :mod:`zsar.text` (``"minilm"``, ``"glove"``; ``model`` unused).
+
+    Raises:
+        ValueError: ``"clip"`` without a model, or an unknown name.
+    """
+    if name == "clip":
+        if model is None:
+            raise ValueError("the 'clip' text space is a model's text tower: pass the model")
+        from zsar.models import ClipTextSpace
+
+        return ClipTextSpace(model, tokenizer, templates=templates, trainable=trainable)
+    return get_semantic_space(name)
 
 
 def evaluation_view(dataset):

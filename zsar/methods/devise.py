@@ -27,9 +27,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from zsar.methods.base import ZeroShotMethod, dataset_labels
-from zsar.methods.class_texts import ClassTexts
 from zsar.models import FrameEncoder, frame_average
-from zsar.text.semantic import get_semantic_space
+from zsar.text.class_texts import ClassTexts
 
 VISUAL_FEATURES = ("frozen", "finetune")
 ESZSL_GRID = (1e-2, 1e-1, 1.0, 10.0)
@@ -76,10 +75,8 @@ class _SemanticEmbeddingMethod(ZeroShotMethod):
                 model, tokenizer = self._build_clip()
             else:
                 model, tokenizer = self._space_model
-            return self._clip_space(model, tokenizer)
-        space = get_semantic_space(self.semantic_space)
-        self.spaces_.append(space)
-        return space
+            return self._text_space("clip", model, tokenizer)
+        return self._text_space(self.semantic_space)
 
     def class_prototypes(self, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
         """``(C, D_s)`` unit semantic vectors of the target classes' texts."""

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from zsar.methods.base import ZeroShotMethod
-from zsar.methods.class_texts import ClassTexts
 from zsar.models import FrameEncoder, count_parameters, frame_average
+from zsar.text.class_texts import ClassTexts
 
 
 class FrameAverage(ZeroShotMethod):
@@ -41,7 +41,7 @@ class FrameAverage(ZeroShotMethod):
         self.model_, tokenizer = self._build_clip()
         self.model_.eval()
         self.encoder_ = FrameEncoder(self.model_)
-        self.text_space_ = self._clip_space(self.model_, tokenizer)
+        self.text_space_ = self._text_space("clip", self.model_, tokenizer)
         return self._finish_fit(0)
 
     def video_embeddings(self, dataset) -> np.ndarray:

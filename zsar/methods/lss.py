@@ -27,7 +27,7 @@ Design (from ``REFERENCE.md``, Ranasinghe & Ryoo, NeurIPS 2023; the paper's code
   submodule, so it is in every checkpoint).
 * **Inference.** Cosine of the student embedding ``z`` and the class text prototypes (frozen
   text tower, ``text_kind`` + ``templates``); ``video_embeddings`` also feed linear probes
-  (:func:`zsar.evaluation.linear_probe.linear_probe`).
+  (:func:`zsar.experiments.linear_probe.linear_probe`).
 """
 
 from __future__ import annotations
@@ -43,12 +43,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsar.methods.base import ZeroShotMethod, cosine_scores
-from zsar.methods.class_texts import UNIT_GROUPS, ClassTexts
+from zsar.evaluation.scores import cosine_scores
+from zsar.methods.base import ZeroShotMethod
 from zsar.methods.rest import TemporalTransformer
-from zsar.models import ClipTextSpace, FrameEncoder, count_parameters, frame_average
+from zsar.models import FrameEncoder, count_parameters, frame_average
 from zsar.models.prompts import apply_template, get_templates
 from zsar.models.video_encoder import encode_video
+from zsar.text.class_texts import UNIT_GROUPS, ClassTexts
 
 CONCEPT_SOURCES = ("names", "descriptions", "units")
 MAX_LOGIT_SCALE = math.log(100.0)
@@ -311,8 +312,7 @@ class LSS(ZeroShotMethod):
 
     def _build_concepts(self, model: nn.Module, tokenizer, seen_texts: ClassTexts) -> np.ndarray:
         """Embed the seen classes' concepts (recorded by ``concept_space_``); ``(K, D)``."""
-        self.concept_space_ = ClipTextSpace(model, tokenizer, templates=None)  # strings are final
-        self.spaces_.append(self.concept_space_)
+        self.concept_space_ = self._text_space("clip", model, tokenizer, class_texts=False)  # strings are final
         vocab = build_concept_vocabulary(seen_texts, self.concept_templates, self.concept_sources)
         feats, vocab = deduplicate_concepts(self.concept_space_.encode(vocab.concepts), vocab, self.dedup_cosine)
         self.concepts_, self.class_concepts_, self.concept_features_ = vocab.concepts, vocab.class_mask, feats
@@ -322,7 +322,7 @@ class LSS(ZeroShotMethod):
         model, tokenizer = self._build_clip()
         for name, p in model.named_parameters():  # text tower and CLIP's logit scale stay frozen
             p.requires_grad_(self.train_backbone and name.startswith("visual."))
-        self.text_space_ = self._clip_space(model, tokenizer)
+        self.text_space_ = self._text_space("clip", model, tokenizer)
         concepts = self._build_concepts(model, tokenizer, seen_texts)
         class_text = self.text_space_.encode(seen_texts.texts(self.text_kind))
         device = self.device_

@@ -44,8 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsar.methods.base import ZeroShotMethod, cross_entropy_and_accuracy
-from zsar.methods.class_texts import ClassTexts
 from zsar.models import FrameEncoder, count_parameters, text_embed_dim
+from zsar.text.class_texts import ClassTexts
 from zsar.text.semantic import SemanticSpace
 
 MAX_LOGIT_SCALE = math.log(100.0)

@@ -34,11 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsar.methods.base import ZeroShotMethod, cosine_scores, dataset_labels, evaluation_view
-from zsar.methods.class_texts import ClassTexts
+from zsar.evaluation.scores import cosine_scores, l2_normalize
+from zsar.methods.base import ZeroShotMethod, dataset_labels, evaluation_view
 from zsar.methods.transfer import TransferResult, relatedness_matrix, semantic_transfer
 from zsar.models import FrameEncoder, count_parameters
-from zsar.text.semantic import get_semantic_space
+from zsar.text.class_texts import ClassTexts
 
 TRANSFER_SPACES = ("model", "clip", "minilm", "glove")
 PROTOTYPE_SOURCES = ("mean", "learned")
@@ -220,7 +220,7 @@ class ResT(ZeroShotMethod):
         # CLIP's own logit scale is unused here (ResT has its own); a trainable unused parameter
         # would make DDP fail to find its gradient
         model.logit_scale.requires_grad_(False)
-        space = self._clip_space(model, tokenizer, trainable=self.train_text)
+        space = self._text_space("clip", model, tokenizer, trainable=self.train_text)
         return ResTModule(model, space, num_seen, self.width, self.layers, self.heads,
                           self.max_frames or self.frames, self.joint_dim, self.dropout)
 
@@ -266,7 +266,7 @@ class ResT(ZeroShotMethod):
         if missing:
             raise ValueError(f"seen classes {missing} have no training video to build a prototype from")
         means = np.stack([z[labels == c].mean(axis=0) for c in range(num_classes)])
-        return means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        return l2_normalize(means)
 
     def _embed(self, dataset) -> np.ndarray:
         return self._extract(lambda b: self.module_.embed_video(b["video"], self.memory_), dataset)
@@ -291,8 +291,7 @@ class ResT(ZeroShotMethod):
         if self.transfer_space == "clip":
             return self.module_.text_space.encode(strings)
         if getattr(self, "relatedness_space_", None) is None:
-            self.relatedness_space_ = get_semantic_space(self.transfer_space)
-            self.spaces_.append(self.relatedness_space_)
+            self.relatedness_space_ = self._text_space(self.transfer_space, class_texts=False)
         return self.relatedness_space_.encode(strings)
 
     def explain_transfer(self, target_texts: ClassTexts) -> TransferResult:

@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from zsar.methods.base import ZeroShotMethod, cosine_scores, cross_entropy_and_accuracy
-from zsar.methods.class_texts import ClassTexts
+from zsar.evaluation.scores import cosine_scores
+from zsar.methods.base import ZeroShotMethod, cross_entropy_and_accuracy
 from zsar.methods.rest import TemporalTransformer
 from zsar.models import FrameEncoder, count_parameters
+from zsar.text.class_texts import ClassTexts
 
 
 class VideoClassifier(nn.Module):

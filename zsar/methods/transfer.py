@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zsar.evaluation.scores import l2_normalize
+
 
 @dataclass(frozen=True)
 class TransferResult:
@@ -42,15 +44,10 @@ class TransferResult:
     relatedness: np.ndarray
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norm, 1e-12)
-
-
 def relatedness_matrix(target_embeddings: np.ndarray, seen_embeddings: np.ndarray) -> np.ndarray:
     """Cosine similarity ``(U, S)`` between target ``(U, E)`` and seen ``(S, E)`` label embeddings."""
-    a = _unit_rows(np.asarray(target_embeddings, dtype=np.float64))
-    b = _unit_rows(np.asarray(seen_embeddings, dtype=np.float64))
+    a = l2_normalize(np.asarray(target_embeddings, dtype=np.float64))
+    b = l2_normalize(np.asarray(seen_embeddings, dtype=np.float64))
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"expected (U, E) and (S, E) embeddings, got {a.shape} and {b.shape}")
     return a @ b.T
@@ -133,16 +130,16 @@ def semantic_transfer(seen_prototypes: np.ndarray, relatedness: np.ndarray, k: i
     weights, top = transfer_weights(relatedness, min(k, relatedness.shape[1]), temperature)
     transferred = weights @ seen_prototypes
     if normalize:
-        transferred = _unit_rows(transferred)
+        transferred = l2_normalize(transferred)
     if alpha < 1.0:
         if text_prototypes is None:
             raise ValueError(f"alpha={alpha} < 1 needs text_prototypes")
         text = np.asarray(text_prototypes, dtype=np.float64)
         if text.shape != transferred.shape:
             raise ValueError(f"text_prototypes {text.shape} must match (U, D) = {transferred.shape}")
-        transferred = alpha * transferred + (1.0 - alpha) * (_unit_rows(text) if normalize else text)
+        transferred = alpha * transferred + (1.0 - alpha) * (l2_normalize(text) if normalize else text)
     if normalize:
-        transferred = _unit_rows(transferred)
+        transferred = l2_normalize(transferred)
     return TransferResult(transferred.astype(np.float32), weights, top, relatedness)
 
 

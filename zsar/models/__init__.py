@@ -1,9 +1,18 @@
 """Backbones on open_clip: registry and factory, video/text encoders, prompts, zero-shot head.
 
-Importing this package registers the project's ``zsar-*`` model configs with open_clip and the
-``"clip"`` semantic space with :func:`zsar.text.semantic.get_semantic_space`.
+Importing this package registers the project's ``zsar-*`` model configs with open_clip.
+:mod:`zsar.models.preprocess` reads the preprocessing a model needs (transforms, sampler, frame
+cache) from the model.
 """
 
+from zsar.models.preprocess import (
+    VideoPipeline,
+    clip_preprocess_config,
+    clip_transform,
+    create_model_and_transforms,
+    preprocess_config_of,
+    video_pipeline,
+)
 from zsar.models.pretrained import (
     CheckpointFormatError,
     PretrainedUnavailableError,
@@ -26,18 +35,15 @@ from zsar.models.registry import (
     UnknownModelError,
     count_parameters,
     create_model,
-    create_model_and_transforms,
     get_model_config,
     get_tokenizer,
     list_models,
     list_project_models,
     register_model_configs,
 )
-from zsar.models.text_encoder import ClipTextSpace, encode_text_tokens, register_clip_space, text_embed_dim
+from zsar.models.text_encoder import ClipTextSpace, encode_text_tokens, text_embed_dim
 from zsar.models.video_encoder import FrameEncoder, encode_video, frame_average
 from zsar.models.zero_shot import build_zero_shot_classifier, zero_shot_logits
-
-register_clip_space()
 
 __all__ = [
     "CheckpointFormatError",
@@ -47,8 +53,11 @@ __all__ = [
     "PretrainedUnavailableError",
     "UnknownModelError",
     "UnknownPretrainedTagError",
+    "VideoPipeline",
     "build_prompts",
     "build_zero_shot_classifier",
+    "clip_preprocess_config",
+    "clip_transform",
     "count_parameters",
     "create_model",
     "create_model_and_transforms",
@@ -65,11 +74,12 @@ __all__ = [
     "load_checkpoint",
     "load_descriptions",
     "load_state_dict",
+    "preprocess_config_of",
     "readable_class_name",
-    "register_clip_space",
     "register_model_configs",
     "resolve_pretrained",
     "save_checkpoint",
     "text_embed_dim",
+    "video_pipeline",
     "zero_shot_logits",
 ]

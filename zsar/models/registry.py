@@ -2,8 +2,7 @@
 
 The project's configs live as one JSON per architecture in ``model_configs/`` (open_clip's
 format: ``embed_dim``, ``vision_cfg``, ``text_cfg``) and are added to open_clip's registry when
-this module is imported, so ``open_clip.get_model_config`` / ``get_tokenizer`` (and
-``zsar.data.transforms``) see them too. Their names start with ``zsar-``:
+this module is imported, so ``open_clip.get_model_config`` / ``get_tokenizer`` see them too. Their names start with ``zsar-``:
 
 * ``zsar-ViT-T-16-64``  — tiny ViT (width 192, 4 layers, patch 16) on 64 px frames.
 * ``zsar-ViT-T-16-112`` — the same towers on 112 px frames (7 x 7 patch grid).
@@ -16,7 +15,6 @@ first (offline-safe, see :mod:`zsar.models.pretrained`) and loads checkpoints it
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import difflib
 import json
 import logging
@@ -173,36 +171,6 @@ def get_tokenizer(model_name: str, context_length: int | None = None):
     """open_clip's tokenizer for ``model_name``: ``tokenizer(texts) -> (N, L)`` int64 tokens."""
     get_model_config(model_name)
     return open_clip.get_tokenizer(model_name, context_length=context_length)
-
-
-def create_model_and_transforms(model_name: str, pretrained: str | os.PathLike | None = None,
-                                device: str | torch.device = "cpu", precision: str = "fp32",
-                                image_size: int | None = None, cache_dir: str | os.PathLike | None = None,
-                                train_scale: tuple[float, float] = (0.9, 1.0), hflip: float = 0.0,
-                                **model_kwargs):
-    """:func:`create_model` plus video transforms from :mod:`zsar.data.transforms`.
-
-    Args:
-        model_name, pretrained, device, precision, image_size, cache_dir, model_kwargs:
-            as in :func:`create_model` (``image_size`` must be square here).
-        train_scale: area range of the training transform's random resized crop.
-        hflip: horizontal-flip probability of the training transform.
-
-    Returns:
-        ``(model, train_transform, eval_transform)``; the transforms map ``(T, H, W, 3)`` uint8
-        frames to ``(T, 3, S, S)`` float32 normalised with the model's (or tag's) mean/std.
-    """
-    from zsar.data.transforms import ClipVideoTransform, clip_preprocess_config
-
-    if image_size is not None and not isinstance(image_size, int):
-        raise ValueError(f"image_size must be one int for video transforms, got {image_size!r}")
-    model = create_model(model_name, pretrained, device=device, precision=precision,
-                         image_size=image_size, cache_dir=cache_dir, **model_kwargs)
-    cfg = clip_preprocess_config(model_name, pretrained_tag(pretrained))
-    if image_size is not None:
-        cfg = dataclasses.replace(cfg, size=image_size)
-    train = ClipVideoTransform(cfg, train=True, scale=train_scale, hflip=hflip)
-    return model, train, ClipVideoTransform(cfg, train=False)
 
 
 def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> int:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsar.models.prompts import Template, _check_templates, apply_template, get_templates
-from zsar.text.semantic import SEMANTIC_SPACES, SemanticSpace
+from zsar.text.semantic import SemanticSpace
 
 
 def text_embed_dim(model: nn.Module) -> int:
@@ -137,13 +137,3 @@ def _default_tokenizer(model: nn.Module, model_name: str | None):
     # without a name only the context length is known; CLIP-BPE is right for open_clip's own
     # text towers, but HF-text-tower models need their tokenizer passed explicitly
     return SimpleTokenizer(context_length=getattr(model, "context_length", 77))
-
-
-def register_clip_space() -> type[ClipTextSpace]:
-    """Add ``"clip"`` to ``zsar.text.semantic.SEMANTIC_SPACES`` (idempotent).
-
-    Afterwards ``get_semantic_space("clip", model=model, tokenizer=tok, templates=...)`` or
-    ``get_semantic_space("clip", model_name="zsar-ViT-T-16-64")`` builds a :class:`ClipTextSpace`.
-    """
-    SEMANTIC_SPACES.setdefault(ClipTextSpace.name, ClipTextSpace)
-    return ClipTextSpace

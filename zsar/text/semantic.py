@@ -136,9 +136,11 @@ SEMANTIC_SPACES: dict[str, type[SemanticSpace]] = {"minilm": MiniLMSpace, "glove
 
 
 def get_semantic_space(name: str, **kwargs) -> SemanticSpace:
-    """Return a new semantic space by registry name (``"minilm"``, ``"glove"`` or ``"clip"``)."""
-    if name == "clip" and name not in SEMANTIC_SPACES:
-        import zsar.models  # noqa: F401  registers ClipTextSpace lazily (keeps torch out of plain imports)
+    """Return a new semantic space by registry name (``"minilm"`` or ``"glove"``).
+
+    The CLIP text tower is a space of a model, not of this layer: methods build it with
+    :func:`zsar.methods.base.make_text_space`.
+    """
     try:
         return SEMANTIC_SPACES[name](**kwargs)
     except KeyError:

@@ -26,7 +26,7 @@ ASU (method B) represents an action by *semantic units* shared across classes. T
 
 The :class:`UnitBank` is the vocabulary a model attends to: the units of a set of classes, per
 group. **A bank built for training must be built from the seen classes' texts only** (pass the
-seen :class:`~zsar.methods.class_texts.ClassTexts` to :meth:`UnitBank.from_texts`): a unit of an
+seen :class:`~zsar.text.class_texts.ClassTexts` to :meth:`UnitBank.from_texts`): a unit of an
 unseen class that no seen class shares must not reach training. :meth:`UnitBank.embed` encodes
 the units through a semantic space, which records them in ``encoded_texts`` for the leakage guard.
 """
@@ -38,14 +38,12 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from zsar.text.class_texts import UNIT_GROUPS, ClassTexts
 from zsar.text.semantic import SemanticSpace, tokenize_words
-
-if TYPE_CHECKING:
-    from zsar.methods.class_texts import ClassTexts
 
 VOCABULARY_PATH = Path(__file__).with_name("unit_vocabulary.json")
 DEFAULT_MAX_PER_GROUP = 4
@@ -55,13 +53,7 @@ _SUFFIX_RULES = (("ies", "y"), ("ves", "f"), ("ves", "fe"), ("es", ""), ("s", ""
 
 
 def unit_groups() -> tuple[str, ...]:
-    """:data:`zsar.methods.class_texts.UNIT_GROUPS`, imported late.
-
-    ``zsar.methods`` imports the methods, one of which (ASU) imports this module; importing
-    ``zsar.methods`` here at module level would make ``import zsar.text.units`` circular.
-    """
-    from zsar.methods.class_texts import UNIT_GROUPS
-
+    """:data:`zsar.text.class_texts.UNIT_GROUPS`: the groups a class's units fall into."""
     return UNIT_GROUPS
 
 
@@ -199,8 +191,6 @@ def with_extracted_units(texts: ClassTexts, extra_descriptions: Mapping[str, Seq
     Returns:
         A new :class:`ClassTexts` (same names and descriptions, in the same order).
     """
-    from zsar.methods.class_texts import ClassTexts
-
     extra = extra_descriptions or {}
     units = []
     for name, desc, declared in zip(texts.names, texts.descriptions, texts.units):

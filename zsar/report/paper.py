@@ -5,8 +5,7 @@ and the per-split ``metrics.json`` of each ``run_split`` folder) and renders it.
 (:class:`PaperTable`) go to Markdown with the :class:`~zsar.evaluation.tables.TableHeader` line and
 to booktabs LaTeX with ``$a \\pm b$`` cells, the best mean per column bold (reference rows such as
 the supervised ceiling † never) and a caption stating protocol, backbone, frames, splits, seeds.
-Figures are drawn under :func:`paper_style`. :func:`figure_index` maps every PNG of the figures
-folder to the notebook of its ``NN_`` prefix and the parameters papermill ran it with.
+The figures themselves are drawn by :mod:`zsar.report.paper_figures`.
 """
 
 from __future__ import annotations
@@ -25,12 +24,8 @@ import pandas as pd  # noqa: E402
 
 from zsar.evaluation.tables import TableHeader, format_cells, latex_escape, summarize  # noqa: E402
 from zsar.io import atomic_write_text  # noqa: E402
-from zsar.notebook import METRICS_FILE  # noqa: E402
-# figures and the figure index live in their own modules; re-exported here for notebook 07
-from zsar.figure_index import (HIDDEN_PARAMETER_SUFFIXES, FigureEntry, default_index_file,  # noqa: E402,F401
-                               executed_parameters, figure_index, figure_index_markdown, write_figure_index)
-from zsar.paper_figures import (ACCURACY_COLUMNS, PAPER_RC, _ordered, hubness_figure, paper_style,  # noqa: E402,F401
-                                results_bars, transfer_sweep_figure)
+from zsar.paths import METRICS_FILE  # noqa: E402
+from zsar.report.paper_figures import ACCURACY_COLUMNS, ordered_keys  # noqa: E402
 
 COST_COLUMNS = {"trainable_params": "trainable params (k)", "train_time_s": "train time (s)"}
 COST_SCALE = {"trainable_params": 1e-3, "train_time_s": 1.0}
@@ -86,7 +81,7 @@ def run_results(run_dir: str | Path, run_metrics: Mapping[str, Any], key: str = 
         if not isinstance(recorded, Mapping) or not isinstance(run_dirs, Mapping) or key != "per_split":
             raise KeyError(f"no per-split results: neither {file.name}[{key!r}] nor 'results' with 'run_dirs'")
         results = []
-        for method in _ordered(recorded, run_metrics.get("methods", ())):
+        for method in ordered_keys(recorded, run_metrics.get("methods", ())):
             for split, folder in run_dirs.get(method, {}).items():
                 result = json.loads(_split_file(run_dir, method, split, folder).read_text(encoding="utf-8"))
                 results.append({**result, "method": recorded[method].get("display_name", result["method"])})
@@ -251,7 +246,7 @@ def _stat_frame(rows: Mapping[str, Mapping[str, Mapping[str, float]]], index_nam
                 order: Sequence[str] = ()) -> pd.DataFrame:
     """``{row: {metric: {"mean", "std"}}}`` -> ``<metric>_mean`` / ``<metric>_std`` columns, ``order`` rows first."""
     frame = pd.DataFrame({row: {f"{m}_{s}": (rows[row][m] or {}).get(s, math.nan) for m in rows[row]
-                                for s in ("mean", "std")} for row in _ordered(rows, order)}).T.astype(float)
+                                for s in ("mean", "std")} for row in ordered_keys(rows, order)}).T.astype(float)
     frame.index.name = index_name
     return frame
 
@@ -267,8 +262,8 @@ def transfer_tables(transfer_metrics: Mapping[str, Any], header: TableHeader) ->
                               f"tau={chosen['tau']:g}, alpha={chosen['alpha']:g}.")]
     pairs = [tuple(part.strip() for part in row.split("·")) for row in m.get("relatedness", {})]
     if pairs and all(len(p) == 2 for p in pairs):
-        spaces = _ordered(dict.fromkeys(p[0] for p in pairs), ("model", "clip", "minilm", "glove"))
-        texts = _ordered(dict.fromkeys(p[1] for p in pairs), ("name", "description"))
+        spaces = ordered_keys(dict.fromkeys(p[0] for p in pairs), ("model", "clip", "minilm", "glove"))
+        texts = ordered_keys(dict.fromkeys(p[1] for p in pairs), ("name", "description"))
         grid = {s: {t: m["relatedness"].get(f"{s} · {t}") for t in texts} for s in spaces}
         t = m.get("transfer_only", {})
         tables.append(PaperTable("07_transfer_relatedness", _stat_frame(grid, "Relatedness space"), header,
@@ -282,7 +277,7 @@ def hubness_table(hubness_metrics: Mapping[str, Any], header: TableHeader) -> Pa
     """04's skewness and top-1 per method, raw and after its best inductive reducer (means only)."""
     rows, refs = {}, []
     per_method = hubness_metrics["per_method"]
-    for p in (per_method[key] for key in _ordered(per_method, hubness_metrics.get("methods", ()))):
+    for p in (per_method[key] for key in ordered_keys(per_method, hubness_metrics.get("methods", ()))):
         label = f"{p['display_name']} / {p['best_reducer']}"
         rows[label] = {"sn_raw_mean": p["sn_before"], "sn_best_mean": p["best_reducer_sn"],
                        "top1_raw_mean": p["top1_before"], "top1_best_mean": p["best_reducer_top1"]}

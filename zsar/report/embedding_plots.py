@@ -8,7 +8,7 @@
 * :func:`relatedness_heatmap`, :func:`confusion_heatmap` (temporal pairs marked) and
   :func:`accuracy_vs_hubness` draw the other figures.
 
-Colours come from the Okabe-Ito palette (:data:`zsar.plotting.PALETTE`); where there are more
+Colours come from the Okabe-Ito palette (:data:`zsar.report.plotting.PALETTE`); where there are more
 classes than colours, each class gets a distinct (colour, marker) pair.
 """
 
@@ -21,7 +21,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from zsar.plotting import PALETTE  # first: it selects a headless backend before pyplot loads
+from zsar.evaluation.scores import l2_normalize
+from zsar.report.plotting import PALETTE  # first: it selects a headless backend before pyplot loads
 import matplotlib.pyplot as plt  # noqa: E402  isort: skip
 
 PROJECTIONS = ("umap", "tsne")
@@ -48,11 +49,6 @@ def subsample_per_class(labels: np.ndarray, max_per_class: int | None, seed: int
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def project_2d(x: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
                perplexity: float = 30.0, n_epochs: int | None = None, max_iter: int | None = None,
                n_threads: int | None = None) -> np.ndarray:
@@ -74,7 +70,7 @@ def project_2d(x: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors: 
     """
     if method not in PROJECTIONS:
         raise ValueError(f"projection method={method!r}; choose from {PROJECTIONS}")
-    x = _unit_rows(x).astype(np.float32)
+    x = l2_normalize(x, np.float64).astype(np.float32)
     if x.ndim != 2 or len(x) < 4:
         raise ValueError(f"need at least 4 vectors of shape (N, D) to project, got {x.shape}")
     from threadpoolctl import threadpool_limits

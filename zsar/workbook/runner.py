@@ -22,7 +22,7 @@ from typing import Any
 
 from zsar import paths
 from zsar.io import atomic_write_json, atomic_write_text
-from zsar.notebook import METRICS_FILE
+from zsar.paths import METRICS_FILE
 
 
 def list_notebooks(folder: Path | None = None) -> list[Path]:

@@ -1,7 +1,7 @@
 """Paper-style summary figures drawn from the workbook's recorded results (used by notebook 07).
 
 Drawn under :func:`paper_style` (paper fonts, the colour-blind-safe palette, TrueType fonts in
-PDFs); :mod:`zsar.paper` re-exports them.
+PDFs).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from matplotlib.container import BarContainer  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from zsar.plotting import PALETTE  # noqa: E402
+from zsar.report.plotting import PALETTE  # noqa: E402
 
 ACCURACY_COLUMNS = {"top1": "top-1 %", "top5": "top-5 %", "mean_class_acc": "mean class acc %",
                     "gzsl_seen": "GZSL S %", "gzsl_unseen": "GZSL U %", "gzsl_harmonic": "GZSL H %",
@@ -36,7 +36,7 @@ def paper_style() -> Iterator[None]:
         yield
 
 
-def _ordered(keys: Iterable[str], preferred: Sequence[str]) -> list[str]:
+def ordered_keys(keys: Iterable[str], preferred: Sequence[str]) -> list[str]:
     """``keys`` with those in ``preferred`` first, in that order (recorded JSON has sorted keys)."""
     keys = list(keys)
     return [p for p in preferred if p in keys] + [k for k in keys if k not in preferred]
@@ -49,7 +49,7 @@ def results_bars(summary: pd.DataFrame, chance: float | None = None,
 
     Past the palette's 8 colours, bars repeat a colour with a hatch so every method stays distinct.
     """
-    from zsar.plotting_results import grouped_bars
+    from zsar.report.results_plots import grouped_bars
 
     metrics = [m for m in metrics if f"{m}_mean" in summary and summary[f"{m}_mean"].notna().any()]
     names = {**ACCURACY_COLUMNS, "fewshot": "few-shot top-1 %", "mean_class_acc": "mean class %"}
@@ -109,7 +109,7 @@ def _paired_barh(ax, before: Sequence[float], after: Sequence[float]) -> None:
 def hubness_figure(hubness_metrics: Mapping[str, Any]):
     """04's skewness and top-1 per method, raw and after the best inductive reducer; ResT text vs transfer."""
     m = hubness_metrics
-    per = [m["per_method"][key] for key in _ordered(m["per_method"], m.get("methods", ()))]
+    per = [m["per_method"][key] for key in ordered_keys(m["per_method"], m.get("methods", ()))]
     t, k = m.get("transfer_vs_text"), m.get("k", "k")
     sn = rf"$S_{{N_{{{k}}}}}$"
     with paper_style():
@@ -128,7 +128,7 @@ def hubness_figure(hubness_metrics: Mapping[str, Any]):
         b.set_title("(b) accuracy", loc="left")
         fig.legend(*a.get_legend_handles_labels(), loc="upper center", ncols=2)
         if t:
-            ax, kinds = axes[0, 2], _ordered(t["sn"], ("text", "transferred"))
+            ax, kinds = axes[0, 2], ordered_keys(t["sn"], ("text", "transferred"))
             ax.bar(range(len(kinds)), [t["sn"][q]["mean"] for q in kinds], color=PALETTE[2:2 + len(kinds)],
                    yerr=[np.nan_to_num(t["sn"][q].get("std", math.nan)) for q in kinds], capsize=3)
             ax.set_xticks(range(len(kinds)), [q.replace(" ", "\n") for q in kinds])

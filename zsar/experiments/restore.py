@@ -12,7 +12,7 @@ into a :class:`SplitEmbeddings`:
 * for a method with semantic transfer (``explain_transfer``, e.g. ResT): the text prototypes
   of every class in the same space, and the unseen x seen relatedness and transfer weights.
 
-Each array is one :class:`~zsar.evaluation.feature_cache.FeatureCache` entry keyed by the
+Each array is one :class:`~zsar.experiments.feature_cache.FeatureCache` entry keyed by the
 backbone, a hash of the run's checkpoint files, the sampler and transform, the run's
 configuration, the data fingerprint and what the array is. When every entry is on disk no
 model is built and no video is encoded; otherwise the method is restored once (its finished
@@ -44,7 +44,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from zsar.evaluation.feature_cache import FeatureCache, dataset_fingerprint, file_hash
+from zsar.experiments.feature_cache import FeatureCache, dataset_fingerprint, file_hash
 from zsar.io import link_or_copy
 
 # files of a training run that a restore must not see or overwrite (the restore's own outputs differ)
@@ -113,7 +113,7 @@ class SplitEmbeddings:
         Args:
             prototypes: ``(S+U, D)`` or ``(U, D)`` prototypes; default :attr:`prototypes`.
         """
-        from zsar.methods import cosine_scores
+        from zsar.evaluation.scores import cosine_scores
 
         protos = self.prototypes if prototypes is None else np.asarray(prototypes)
         if len(protos) == len(self.class_ids):
@@ -266,13 +266,12 @@ def _text_prototypes(method, texts) -> np.ndarray:
 
 def _key_parts(config: dict, weights: str, data_print: str, frame_cache) -> dict:
     """What the arrays of a run depend on, as :class:`FeatureCache` key parts (``what`` added per array)."""
-    from zsar.data.sampling import make_sampler
-    from zsar.data.transforms import clip_preprocess_config
+    from zsar.models.preprocess import video_pipeline
 
     params = config["params"]
-    return dict(model_name=params["backbone"], checkpoint=weights,
-                sampling=make_sampler("tsn", num_segments=params["frames"]),
-                transform=clip_preprocess_config(params["backbone"], params["pretrained"]),
+    pipeline = video_pipeline(params["backbone"], params["pretrained"], params["frames"])
+    return dict(model_name=params["backbone"], checkpoint=weights, sampling=pipeline.sampler,
+                transform=pipeline.preprocess,
                 config=config, data=data_print,
                 frames_from=getattr(frame_cache, "config", None) or "decoder")
 

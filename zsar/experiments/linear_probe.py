@@ -5,7 +5,7 @@ features, fitted on labelled training embeddings and scored on test embeddings. 
 how linearly separable a representation is: it is **not** zero-shot (the probe sees labels of
 the classes it is tested on), so report it beside, never instead of, zero-shot accuracy::
 
-    from zsar.evaluation.linear_probe import linear_probe
+    from zsar.experiments.linear_probe import linear_probe
     report = linear_probe(method.video_embeddings(train), y_train, method.video_embeddings(test), y_test)
     report["top1"], report["mean_class_acc"]
 """

@@ -4,7 +4,7 @@ Every helper takes long-format data (one row per split and setting, as the noteb
 it), aggregates it with :func:`mean_std_by` — mean and sample standard deviation (``ddof=1``)
 over the rows of each group, the same statistic as the result tables — and returns a figure
 (or draws on a given axis). Nothing here reads or writes files; save with
-:func:`zsar.plotting.save_figure`.
+:func:`zsar.report.plotting.save_figure`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from zsar.plotting import PALETTE  # noqa: E402
+from zsar.report.plotting import PALETTE  # noqa: E402
 
 
 def mean_std_by(frame: pd.DataFrame, by: str | Sequence[str], value: str) -> pd.DataFrame:

@@ -1,38 +1,20 @@
-"""Small helpers every notebook uses: parameter checks, run folders, recorded metrics."""
+"""Small helpers every notebook uses: parameter checks, run folders, recorded metrics.
+
+The checks (:func:`check_choice`, :func:`check_range`, :class:`ParameterError`) live in
+:mod:`zsar.experiments.parameters`, beside the experiment code that validates its own parameters.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from zsar import paths
+from zsar.experiments.parameters import ParameterError, check_choice, check_range  # noqa: F401
 from zsar.io import atomic_write_json
-
-METRICS_FILE = "metrics.json"
-
-
-class ParameterError(ValueError):
-    """A notebook parameter has a value outside its allowed set; the message names both."""
-
-
-def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
-    """Return ``value`` if it is one of ``allowed``, else raise :class:`ParameterError`."""
-    allowed = list(allowed)
-    if value not in allowed:
-        raise ParameterError(f"parameter {name}={value!r} is not allowed; choose one of {allowed}")
-    return value
-
-
-def check_range(name: str, value: Any, low: float | None = None, high: float | None = None,
-                types: tuple[type, ...] = (int, float)) -> Any:
-    """Return ``value`` if it is a number of ``types`` within ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, types):
-        raise ParameterError(f"parameter {name}={value!r} must be of type {[t.__name__ for t in types]}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ParameterError(f"parameter {name}={value!r} must lie in [{low}, {high}]")
-    return value
+from zsar.paths import METRICS_FILE
 
 
 def run_folder(notebook: str, output_dir: str | Path | None = None) -> Path:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m zsar.sweep notebooks/03_semantic_transfer.ipynb \\
+    python -m zsar.workbook.sweep notebooks/03_semantic_transfer.ipynb \\
         --grid "K_GRID=[1],[3],[5]" --grid "TAU_GRID=[0.03],[0.1]" \\
         --fixed DATA_PREP_DIR=$PWD/runs/01_data_prep --fixed TRAINING_DIR=$PWD/runs/02_training --workers 2
 
@@ -42,8 +42,9 @@ from tqdm.auto import tqdm
 
 from zsar import paths
 from zsar.io import atomic_write_json, atomic_write_text
-from zsar.notebook import METRICS_FILE, load_metrics
-from zsar.workbook import list_notebooks, parse_value, run_notebook
+from zsar.paths import METRICS_FILE
+from zsar.workbook.notebook import load_metrics
+from zsar.workbook.runner import list_notebooks, parse_value, run_notebook
 
 POINT_FILE = "point.json"
 TABLE_NAME = "sweep"
@@ -227,7 +228,7 @@ def run_point(notebook: Path, point: SweepPoint) -> dict[str, Any]:
         run_notebook(notebook, point.folder, point.folder / "figures", point.params)
         if not (run_dir / METRICS_FILE).is_file():
             raise FileNotFoundError(f"{notebook.name} finished but recorded no metrics: {run_dir / METRICS_FILE} "
-                                    "is missing (call zsar.notebook.record_metrics)")
+                                    "is missing (call zsar.workbook.notebook.record_metrics)")
         info["status"] = "ok"
     except Exception as exc:  # a failed point is reported, the sweep goes on
         info.update(status="failed", error=_error_lines(exc))
@@ -348,7 +349,7 @@ def write_tables(frame: pd.DataFrame, sweep_dir: str | Path, title: str = "") ->
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m zsar.sweep", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m zsar.workbook.sweep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", help="notebook path, or the stem of a workbook notebook (03_semantic_transfer)")
     parser.add_argument("--grid", action="append", required=True, metavar="NAME=v1,v2",
@@ -384,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     done = set() if args.force else {p.name for p in points if is_complete(p)}
     todo = [p for p in points if p.name not in done]
-    print(f"[zsar.sweep] {notebook.name}: {len(points)} points in {sweep_dir}; {len(done)} already complete "
+    print(f"[zsar.workbook.sweep] {notebook.name}: {len(points)} points in {sweep_dir}; {len(done)} already complete "
           f"(skipped), {len(todo)} to run with {min(args.workers, max(len(todo), 1))} worker(s)", flush=True)
     if args.dry_run:
         for p in points:
@@ -393,10 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = run_points(notebook, todo, args.workers) if todo else []
     failed = [o for o in outcomes if o["status"] != "ok"]
     for outcome in failed:
-        print("[zsar.sweep] " + format_failure(outcome), flush=True)
+        print("[zsar.workbook.sweep] " + format_failure(outcome), flush=True)
     fixed_text = ", ".join(f"{k}={_value_text(v)}" for k, v in fixed.items()) or "none"
     tables = write_tables(gather(sweep_dir), sweep_dir, f"*sweep of {notebook.name}; fixed: {fixed_text}*")
-    print(f"[zsar.sweep] {len(failed)} of {len(todo)} run point(s) failed; table: {tables['md']}", flush=True)
+    print(f"[zsar.workbook.sweep] {len(failed)} of {len(todo)} run point(s) failed; table: {tables['md']}", flush=True)
     return 1 if failed else 0
 
 

@@ -2,7 +2,7 @@
 
 A figure ``NN_name.png`` belongs to the notebook whose file name starts with ``NN_``; the
 parameters are those papermill injected into the executed copy of that notebook in the runs
-folder (machine-specific folder and file locations left out). :mod:`zsar.paper` re-exports this.
+folder (machine-specific folder and file locations left out).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from zsar import paths
 from zsar.io import atomic_write_text
+from zsar.workbook.runner import list_notebooks
 
 HIDDEN_PARAMETER_SUFFIXES = ("_DIR", "_FILE")  # machine-specific locations, not what makes a figure
 
@@ -57,8 +58,6 @@ def figure_index(figures_dir: str | Path, runs_dir: str | Path,
     """
     figures_dir, runs_dir = Path(figures_dir), Path(runs_dir)
     if notebooks is None:
-        from zsar.workbook import list_notebooks
-
         notebooks = [nb.stem for nb in list_notebooks()] + [p.name for p in runs_dir.glob("[0-9][0-9]_*") if p.is_dir()]
     by_prefix: dict[str, str] = {}
     for stem in sorted(set(notebooks)):
