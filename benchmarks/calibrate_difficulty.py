@@ -36,8 +36,9 @@ import torch
 from zsar.data.embedded import BenchmarkConfig, generate_benchmark, load_catalog
 from zsar.data.frame_cache import FrameCache
 from zsar.data.protocols import ZeroShotSplit
-from zsar.experiments.zero_shot import (build_split_data, default_dataset_factory, load_embedded_source,
-                                        temporal_pair_accuracy)
+from zsar.evaluation.metrics import temporal_pair_accuracy
+from zsar.experiments.sources import load_embedded_source
+from zsar.experiments.split_data import build_split_data, default_dataset_factory
 from zsar.methods import make_method
 from zsar.models import frame_average
 from zsar.paths import data_dir

@@ -1,14 +1,15 @@
-"""Hubness of finished zero-shot runs, from their saved unseen-class scores alone.
+"""Hubness of finished zero-shot runs, from the unseen-class scores of their run artefacts alone.
 
-For every ``<out>/<method>/<split>/scores.npz`` that :func:`zsar.experiments.zero_shot.run_split`
-wrote (``(N, U)`` video x unseen-prototype scores): ``S_N10`` (skewness of the 10-occurrence of the
-prototypes), hub and antihub occurrence and top-1, raw and after each hubness reducer that works on
-a query x target score matrix, fitted **transductively** on the same test scores (the test videos
-are the reducer's reference queries). Mean ± std over the splits.
+For every ``<out>/<method>/<split>/run.npz`` that :func:`zsar.experiments.runs.run_split` wrote
+(read with :func:`zsar.experiments.read_artifact`; ``(N, U)`` scores the method predicts with):
+``S_N10`` (skewness of the 10-occurrence of the classes; the raw row is the same number as the
+comparison's S_N10 column), hub and antihub occurrence and top-1, raw and after each hubness
+reducer that works on a query x target score matrix, fitted **transductively** on the same test
+scores (the test videos are the reducer's reference queries). Mean ± std over the splits.
 
 Notebook 04 is the full analysis (inductive references from held-out seen-class videos, the
-square-only reducers, GZSL, text vs transferred prototypes); it needs the embeddings that notebook
-02 exports. This script serves runs that kept only their scores (e.g. ``zero_shot_table.py``)::
+square-only reducers, GZSL, text vs transferred prototypes). This script reads any run root,
+e.g. that of ``zero_shot_table.py``::
 
     python benchmarks/hubness_from_runs.py --out runs/zero_shot_table
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from zsar.evaluation.tables import TableHeader, to_markdown
+from zsar.experiments.artifact import ARTIFACT_FILE, read_artifact
 from zsar.hubness import REDUCERS, SQUARE_ONLY, hub_occurrence, hubness_from_scores, make_reducer
 
 COLUMNS = {"S_Nk": "S_N{k}", "hub occ": "hub occ", "antihub occ": "antihub occ", "top1 %": "top-1 %"}
@@ -46,17 +48,17 @@ def main() -> None:
     parser.add_argument("--hub-size", type=float, default=2.0)
     args = parser.parse_args()
     rows, configs = [], []
-    for path in sorted(args.out.glob("*/*/scores.npz")):
+    for path in sorted(args.out.glob(f"*/*/{ARTIFACT_FILE}")):
         run = json.loads((path.parent / "metrics.json").read_text())
         configs.append(run["config"])
-        with np.load(path) as stored:
-            scores, labels = stored["unseen_scores"].astype(np.float64), stored["unseen_labels"]
+        artifact = read_artifact(path.parent)
+        scores, labels = artifact.unseen_scores.astype(np.float64), artifact.unseen_labels
         k = min(args.k, scores.shape[1] - 1)
         for reducer, measures in analyse(scores, labels, k, args.hub_size).items():
             # one table row per (method, reducer); summarised over the splits
             rows.append({"method": f"{run['method']} · {reducer}", "split": run["split"], "metrics": measures})
     if not rows:
-        raise SystemExit(f"no <method>/<split>/scores.npz under {args.out}")
+        raise SystemExit(f"no <method>/<split>/{ARTIFACT_FILE} under {args.out}")
     params = configs[0]["params"]
     header = TableHeader(protocol=f"{len(configs[0]['unseen'])} unseen classes, {configs[0]['data']}; k = {args.k} "
                                   f"(capped at U-1), hub: N_k >= {args.hub_size} x mean, reducers fitted on the "

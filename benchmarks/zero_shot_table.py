@@ -12,7 +12,7 @@ Report (mean ± std over the splits found, with the run configuration)::
     python benchmarks/zero_shot_table.py report --out runs/zero_shot_table
 
 The splits are those of notebook 01 (``runs/01_data_prep/splits.json``); each method's kwargs are
-``zsar.experiments.compare.method_kwargs`` (DeViSE and ESZSL in GloVe); the recipe is notebook
+``zsar.experiments.settings.method_kwargs`` (DeViSE and ESZSL in GloVe); the recipe is notebook
 02's default (``zsar-RN-T-64`` random init, 8 frames, 15 epochs, batch 32, lr 1e-3, AMP bf16 on
 CUDA); runs resume where their ``metrics.json`` matches. The report also prints the two issue
 targets: ResT + transfer top-1 (test-list clips) over the ceiling's, and ResT's temporal-pair
@@ -48,9 +48,10 @@ def fit(args) -> None:
     import torch
 
     from zsar.data.protocols import ZeroShotSplit
-    from zsar.experiments.compare import method_kwargs
+    from zsar.experiments.runs import run_split
+    from zsar.experiments.settings import method_kwargs
     from zsar.experiments.sources import load_source
-    from zsar.experiments.zero_shot import default_dataset_factory, run_split
+    from zsar.experiments.split_data import default_dataset_factory
     from zsar.models.preprocess import video_pipeline
 
     torch.set_num_threads(args.threads)

@@ -128,8 +128,8 @@ def smoke_runs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def source(tiny_bench):
-    """The tiny benchmark as a :class:`~zsar.experiments.zero_shot.DataSource`."""
-    from zsar.experiments.zero_shot import load_embedded_source
+    """The tiny benchmark as a :class:`~zsar.experiments.sources.DataSource`."""
+    from zsar.experiments.sources import load_embedded_source
 
     return load_embedded_source(tiny_bench)
 

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from zsar.data.protocols import ZeroShotSplit
-from zsar.experiments.zero_shot import build_split_data, default_dataset_factory, load_embedded_source
+from zsar.evaluation.scores import cosine_scores
+from zsar.experiments.sources import load_embedded_source
+from zsar.experiments.split_data import build_split_data, default_dataset_factory
 from zsar.methods import NotFittedError, find_leaks
 from zsar.methods.asu import ASU, UnitSelection, unit_selection_loss
 from zsar.methods.base import dataset_labels, evaluation_view
@@ -81,6 +83,12 @@ def test_target_units_extend_the_bank_only_at_prediction(fitted, data):
         before = len(method.encoded_texts())
         target_scores = method.predict_scores(test, split.unseen_texts)
         assert set(new) <= set(method.encoded_texts()[before:])
+        # decoding stored tokens with the target bank equals encoding the clips with it in one pass
+        one_pass = cosine_scores(method._embed(test, bank), method.class_prototypes(split.unseen_texts))
+        np.testing.assert_allclose(target_scores, one_pass, rtol=1e-5, atol=1e-5)
+        features = method.video_features(test)
+        assert {"embedding", "frames", "visual"} <= set(features)
+        np.testing.assert_allclose(features["embedding"], method._embed(test, method.bank_), atol=1e-5)
         attention = method.unit_attention(test, split.unseen_texts)
     finally:
         method.inference_units = "seen"
@@ -206,3 +214,15 @@ def test_a_finished_fit_resumes_to_the_same_model(data, tmp_path):
     test = make(split.unseen_test, "unseen_test")
     np.testing.assert_allclose(again.video_embeddings(test), first.video_embeddings(test), atol=1e-5)
     assert again.bank_ == first.bank_
+
+
+def test_declared_attention_mass_by_hand():
+    from zsar.methods.asu import declared_attention_mass
+
+    attention = {"objects": np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]), "scenes": np.zeros((2, 0))}
+    units = {"objects": ("ball", "box", "cup"), "scenes": ()}
+    declared = [{"objects": ("ball",)}, {"objects": ("box", "cup")}]
+    mass, uniform = declared_attention_mass(attention, units, declared)
+    assert mass == pytest.approx({"objects": (0.7 + 0.9) / 2}) and uniform == pytest.approx({"objects": (1 / 3 + 2 / 3) / 2})
+    # a group without units, or whose clips declare none of its units, is left out
+    assert declared_attention_mass({"objects": attention["objects"]}, units, [{}, {}]) == ({}, {})

@@ -1,4 +1,4 @@
-"""The method comparison (zsar.experiments.compare): settings, hubness column, runs, ablations, restore."""
+"""The method comparison (zsar.experiments.compare, .settings): settings, hubness column, runs, ablations, restore."""
 
 from __future__ import annotations
 
@@ -10,13 +10,29 @@ import torch
 from scipy.stats import skew
 
 from zsar.data.protocols import random_class_splits
-from zsar.experiments.compare import (ABLATION_VARIANTS, COMPARISON_METRICS, DEFAULT_METHOD_KWARGS, SMOKE_METHOD_KWARGS,
-                                      ablation_kwargs, as_table_units, comparison_summary, default_backbone,
-                                      few_shot_by_split, method_kwargs, per_method_metrics, pick_clips,
-                                      read_split_scores, restore_fitted, run_ablations, run_comparison,
-                                      save_results, split_hubness, subset_list)
-from zsar.experiments.zero_shot import default_dataset_factory
+from zsar.evaluation.scores import unseen_hubness as split_hubness
+from zsar.experiments.artifact import read_artifact
+from zsar.experiments.compare import (
+    COMPARISON_METRICS,
+    as_table_units,
+    comparison_summary,
+    few_shot_by_split,
+    per_method_metrics,
+    run_ablations,
+    run_comparison,
+)
+from zsar.experiments.restore import restore_fitted
+from zsar.experiments.settings import (
+    ABLATION_VARIANTS,
+    DEFAULT_METHOD_KWARGS,
+    SMOKE_METHOD_KWARGS,
+    ablation_kwargs,
+    default_backbone,
+    method_kwargs,
+)
+from zsar.experiments.split_data import default_dataset_factory, pick_clips, subset_list
 from zsar.methods import METHODS
+from zsar.workbook.notebook import save_results
 
 torch.set_num_threads(1)
 
@@ -126,8 +142,8 @@ def test_run_comparison_collects_every_column(comparison, splits):
     for r in comp.results:
         m = r["metrics"]
         assert list(m) == list(COMPARISON_METRICS)
-        # S_N10 is the hubness of the scores run_split saved
-        assert m["s_n10"] == pytest.approx(split_hubness(read_split_scores(root / r["method_name"] / r["split"])))
+        # S_N10 is the hubness of the unseen scores in the run artefact
+        assert m["s_n10"] == pytest.approx(split_hubness(read_artifact(root / r["method_name"] / r["split"]).unseen_scores))
         assert 0 <= m["top1"] <= 1 and np.isfinite(m["gzsl_harmonic"]) and np.isfinite(m["s_n10"])
     # few-shot: the mean over the 3 draws of the K=2 prototype rows; the ceiling has none
     assert "supervised" in comp.few_shot_skipped and "not zero-shot" in comp.few_shot_skipped["supervised"]
@@ -185,9 +201,9 @@ def test_ablation_restore_and_unit_attention(source, splits, make, tmp_path):
         run_ablations(["lss-no_alignment"], base, source, tmp_path, splits[:1])
 
     run_dir = tmp_path / "asu" / splits[0].name
-    method, data = restore_fitted(comp.runs["asu"][0], source, splits[0], run_dir, make, progress=False)
+    method, data = restore_fitted(run_dir, source, splits[0], make, progress=False)
     scores = method.predict_scores(make(data.unseen_test, "unseen_test"), data.unseen_texts, data.seen_texts)
-    np.testing.assert_allclose(scores, read_split_scores(run_dir), atol=1e-5)
+    np.testing.assert_allclose(scores, read_artifact(run_dir).unseen_scores, atol=1e-5)
     picked = pick_clips(data.unseen_test.labels, 3, seed=0)
     attention = method.unit_attention(make(subset_list(data.unseen_test, picked), "unseen_test"))
     for group, weights in attention.items():

@@ -1,4 +1,4 @@
-"""Experiments (zsar.experiments.zero_shot): run_split metrics, determinism, resume, many splits."""
+"""Experiments (zsar.experiments.runs): run_split metrics, determinism, resume, many splits."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from zsar.data.protocols import random_class_splits
+from zsar.evaluation.metrics import temporal_pair_accuracy
 from zsar.evaluation.tables import TableHeader, summarize, to_markdown
-from zsar.experiments import METRIC_KEYS, REFERENCE_MARK, run_split, run_splits, temporal_pair_accuracy
+from zsar.experiments import METRIC_KEYS, REFERENCE_MARK, read_artifact, run_split, run_splits
+from zsar.experiments.runs import ADOPTED_FILE
 from zsar.methods import ResT, Supervised
-from zsar.experiments.zero_shot import ADOPTED_FILE
 
 torch.set_num_threads(1)
 
@@ -45,8 +46,8 @@ def test_run_split_writes_every_metric(rest_run, split):
     assert m["pair_videos"] > 0 and m["trainable_params"] > 0 and m["train_time_s"] > 0
     assert result["zero_shot"] and result["split"] == "with_pair" and result["seed"] == 3
     assert not list(run_dir.glob(".*tmp*"))  # atomic writes leave no temp files
-    scores = np.load(run_dir / "scores.npz")
-    assert scores["unseen_scores"].shape == (len(scores["unseen_labels"]), len(split.unseen))
+    run = read_artifact(run_dir, result["config"])
+    assert run.unseen_scores.shape == (len(run.unseen_labels), len(split.unseen))
     header = TableHeader("embedded tiny, 6/6", "zsar-ViT-T-16-64 (random init)", 4, 1, 3)
     assert "ResT" in to_markdown([result], header, metrics=["top1", "gzsl_harmonic"])
 
@@ -56,8 +57,7 @@ def test_same_seed_gives_same_metrics(rest_run, source, split, tmp_path):
     again = run_split("rest", REST, source, split, tmp_path, seed=3, resume=False)
     for key in set(METRIC_KEYS) - TIMING_KEYS:
         assert again["metrics"][key] == pytest.approx(first["metrics"][key], nan_ok=True), key
-    assert np.array_equal(np.load(tmp_path / "scores.npz")["unseen_scores"],
-                          np.load(rest_run[0] / "scores.npz")["unseen_scores"])
+    assert np.array_equal(read_artifact(tmp_path).unseen_scores, read_artifact(rest_run[0]).unseen_scores)
 
 
 def test_resume_reuses_a_finished_run(rest_run, source, split, monkeypatch):
@@ -162,18 +162,18 @@ def test_splits_in_worker_processes_give_the_sequential_results(source, tmp_path
     for a, b in zip(one, two):
         for key in ("top1", "top5", "gzsl_harmonic", "pair_acc"):
             assert a["metrics"][key] == pytest.approx(b["metrics"][key], nan_ok=True, abs=1e-6), key
-    scores = [np.load(tmp_path / d / "rest" / splits[1].name / "scores.npz")["unseen_scores"] for d in ("one", "two")]
+    scores = [read_artifact(tmp_path / d / "rest" / splits[1].name).unseen_scores for d in ("one", "two")]
     np.testing.assert_allclose(scores[0], scores[1], atol=1e-5)
 
 
 def test_parallel_runs_read_finished_and_adoptable_splits_without_a_subprocess(source, tmp_path, monkeypatch):
-    from zsar.experiments import zero_shot
+    from zsar.experiments import parallel
 
     kwargs = dict(frames=4, progress=False)
     splits = random_class_splits(len(source.texts), 4, seed=0)
     first = run_splits("frame_average", kwargs, source, tmp_path / "02", splits=splits[:2], gzsl=True, progress=False)
     spawned = []
-    monkeypatch.setattr(zero_shot, "_run_in_subprocess", lambda fn, job, tmp, threads, children: (spawned.append(job[3].name), fn(*job))[1])
+    monkeypatch.setattr(parallel, "_run_in_subprocess", lambda fn, job, tmp, threads, children: (spawned.append(job[3].name), fn(*job))[1])
     both = run_splits("frame_average", kwargs, source, tmp_path / "06", splits=splits, gzsl=True, progress=False,
                       workers=2, reuse_root=tmp_path / "02")
     assert sorted(spawned) == [s.name for s in splits[2:]]  # two adopted here, only the new splits are fitted
@@ -186,12 +186,12 @@ def test_parallel_runs_read_finished_and_adoptable_splits_without_a_subprocess(s
 
 
 def test_parallel_ceiling_trains_its_shared_fit_once(source, tmp_path, monkeypatch):
-    from zsar.experiments import zero_shot
+    from zsar.experiments import runs
 
     kwargs = dict(frames=4, epochs=1, batch_size=6, width=32, heads=2, progress=False)
     splits = random_class_splits(len(source.texts), 3, seed=0)
-    calls, original = [], zero_shot.map_splits
-    monkeypatch.setattr(zero_shot, "map_splits", lambda fn, jobs, workers, *a: (
+    calls, original = [], runs.map_splits
+    monkeypatch.setattr(runs, "map_splits", lambda fn, jobs, workers, *a: (
         calls.append(([j[3].name for j in jobs], workers)), original(fn, jobs, workers, *a))[1])
     results = run_splits("supervised", kwargs, source, tmp_path, splits=splits, gzsl=True, progress=False, workers=2)
     # the first split trains the shared fit alone; the others only read it, two at a time
@@ -202,7 +202,7 @@ def test_parallel_ceiling_trains_its_shared_fit_once(source, tmp_path, monkeypat
 
 
 def test_map_splits_runs_jobs_in_order_and_reports_a_failing_one():
-    from zsar.experiments.zero_shot import map_splits
+    from zsar.experiments.parallel import map_splits
 
     assert map_splits(math.sqrt, [(9.0,), (4.0,), (1.0,)], workers=2, progress=False) == [3.0, 2.0, 1.0]
     with pytest.raises(RuntimeError, match="math domain error"):  # the job's own traceback comes back
@@ -235,7 +235,7 @@ def _wait_for(condition, timeout: float) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_a_failing_job_kills_the_other_workers_at_once():
     """map_splits must not wait for (or leave behind) the other splits' workers when one fails."""
-    from zsar.experiments.zero_shot import map_splits
+    from zsar.experiments.parallel import map_splits
 
     # time.sleep(-1) fails at once; without the kill the call would wait 10 min for the other job
     with pytest.raises(RuntimeError, match="must be non-negative"):
@@ -246,7 +246,7 @@ def test_a_failing_job_kills_the_other_workers_at_once():
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_workers_exit_when_their_caller_is_killed(tmp_path):
     """A worker whose parent (a notebook kernel, say) is SIGKILLed stops instead of running on."""
-    code = ("import time; from zsar.experiments.zero_shot import map_splits; "
+    code = ("import time; from zsar.experiments.parallel import map_splits; "
             "map_splits(time.sleep, [(600,), (600,)], workers=2, progress=False)")
     parent = subprocess.Popen([sys.executable, "-c", code])
     try:
@@ -272,7 +272,7 @@ def test_a_run_of_another_root_with_the_same_config_is_adopted_not_refitted(rest
     adopted = run_split("rest", REST, source, split, tmp_path / "b", seed=3, reuse_dir=run_dir)
     assert adopted == first
     assert json.loads((tmp_path / "b" / "adopted_from.json").read_text()) == {"source": str(run_dir.resolve())}
-    for name in ("metrics.json", "scores.npz"):
+    for name in ("metrics.json", "run.npz"):
         assert (tmp_path / "b" / name).read_bytes() == (run_dir / name).read_bytes()
     # the checkpoints come along, so a later resume (few-shot adaptation) finds the fitted model
     assert sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.pt")) == sorted(

@@ -123,7 +123,7 @@ def test_no_import_cycles():
 
 @pytest.mark.parametrize("source, expected", [
     ("from zsar.methods import make_method", "zsar.methods"),
-    ("def f():\n    from zsar.experiments.zero_shot import run_split", "zsar.experiments.zero_shot"),
+    ("def f():\n    from zsar.experiments.runs import run_split", "zsar.experiments.runs"),
     ("import zsar.models.registry", "zsar.models.registry"),
     ("from ..models import registry", "zsar.models.registry"),
 ])
@@ -132,5 +132,5 @@ def test_imports_inside_functions_and_relative_ones_are_read(tmp_path, source, e
     fake.parent.mkdir(parents=True)
     fake.write_text(source)
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "zsar")
-    known = {"zsar.methods", "zsar.experiments.zero_shot", "zsar.models", "zsar.models.registry"}
+    known = {"zsar.methods", "zsar.experiments.runs", "zsar.models", "zsar.models.registry"}
     assert [name for _, name in imported_modules(fake, known)] == [expected]

@@ -15,7 +15,9 @@ import torch
 from open_clip.tokenizer import SimpleTokenizer
 
 from zsar.data.protocols import ZeroShotSplit
-from zsar.experiments.zero_shot import build_split_data, default_dataset_factory, load_embedded_source, run_split
+from zsar.experiments.runs import run_split
+from zsar.experiments.sources import load_embedded_source
+from zsar.experiments.split_data import build_split_data, default_dataset_factory
 from zsar.methods import METHODS, ClassTexts, FrameAverage, LeakageError, find_leaks, forbidden_strings, make_method
 from zsar.models.text_encoder import ClipTextSpace
 from zsar.text.semantic import SemanticSpace

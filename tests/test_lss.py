@@ -8,10 +8,18 @@ import torch
 import torch.nn.functional as F
 
 from zsar.data.protocols import ZeroShotSplit
-from zsar.experiments.zero_shot import build_split_data, default_dataset_factory, load_embedded_source
+from zsar.experiments.sources import load_embedded_source
+from zsar.experiments.split_data import build_split_data, default_dataset_factory
 from zsar.methods import ClassTexts, find_leaks
-from zsar.methods.lss import (LSS, ConceptVocabulary, LSSModule, build_concept_vocabulary, concept_alignment_loss,
-                              concept_distillation_loss, deduplicate_concepts)
+from zsar.methods.lss import (
+    LSS,
+    ConceptVocabulary,
+    LSSModule,
+    build_concept_vocabulary,
+    concept_alignment_loss,
+    concept_distillation_loss,
+    deduplicate_concepts,
+)
 from zsar.models import create_model
 
 torch.set_num_threads(1)
@@ -174,16 +182,16 @@ def test_interrupted_fit_resumes_to_the_same_teacher_and_student(data, tmp_path,
     make_loss_fn = LSS._loss_fn
     steps_per_epoch, calls = full.history_[0]["step"], []
 
-    def counting_loss_fn(self):
-        inner = make_loss_fn(self)
+    def counting_loss_fn(self, seen_texts):
+        inner = make_loss_fn(self, seen_texts)
 
         def loss_fn(module, batch):
             calls.append(1)
             return inner(module, batch)
         return loss_fn
 
-    def crashing_loss_fn(self):
-        inner = counting_loss_fn(self)
+    def crashing_loss_fn(self, seen_texts):
+        inner = counting_loss_fn(self, seen_texts)
 
         def loss_fn(module, batch):
             if len(calls) == steps_per_epoch:  # the first step of the second epoch

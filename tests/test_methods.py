@@ -8,7 +8,8 @@ import torch
 
 from zsar.data.embedded import load_catalog
 from zsar.data.protocols import ZeroShotSplit
-from zsar.experiments.zero_shot import build_split_data, default_dataset_factory, load_embedded_source
+from zsar.experiments.sources import load_embedded_source
+from zsar.experiments.split_data import build_split_data, default_dataset_factory
 from zsar.methods import METHODS, ClassTexts, NotFittedError, eszsl_closed_form, make_method
 
 torch.set_num_threads(1)  # the machine is shared; small models gain nothing from threads
@@ -187,3 +188,34 @@ def test_resumed_rest_fit_keeps_the_same_seen_prototypes(data, tmp_path):
     first = make_method("rest", **kwargs).fit(train, split_data.seen_texts, tmp_path)
     again = make_method("rest", **kwargs).fit(make(split_data.train, "train"), split_data.seen_texts, tmp_path)
     np.testing.assert_allclose(again.seen_prototypes_, first.seen_prototypes_, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_KWARGS))
+def test_features_encoded_once_score_any_vocabulary_and_any_rows(fitted, data, name):
+    """Scores from one ``video_features`` pass equal a fresh ``predict_scores`` on the same videos,
+    for the GZSL and the unseen vocabulary, and for a subset of the rows (as ``run_split`` uses them)."""
+    split_data, make = data
+    method = fitted[name]
+    videos = make(split_data.gzsl_test, "gzsl_test")
+    features = method.video_features(videos)
+    assert set(features) >= {"embedding"} and all(len(v) == len(videos) for v in features.values())
+    np.testing.assert_allclose(features["embedding"], method.video_embeddings(videos), atol=1e-5)
+    seen = split_data.seen_texts
+    vocabularies = [seen] if name == "supervised" else [seen + split_data.unseen_texts, split_data.unseen_texts]
+    rows = np.flatnonzero(np.arange(len(videos)) % 2 == 0)
+    subset = make(split_data.gzsl_test.__class__([split_data.gzsl_test.records[i] for i in rows],
+                                                 split_data.gzsl_test.class_names, split_data.gzsl_test.root,
+                                                 split_data.gzsl_test.source), "gzsl_test")
+    for texts in vocabularies:
+        whole = method.scores_from_features(features, texts, seen)
+        np.testing.assert_allclose(whole, method.predict_scores(videos, texts, seen), rtol=1e-5, atol=1e-5)
+        part = method.scores_from_features({k: v[rows] for k, v in features.items()}, texts, seen)
+        np.testing.assert_allclose(part, method.predict_scores(subset, texts, seen), rtol=1e-5, atol=1e-5)
+
+
+def test_motion_prompt_scores_from_features_equal_the_one_pass_forward(fitted, data):
+    split_data, make = data
+    method = fitted["motion_prompts"]
+    videos = make(split_data.unseen_test, "unseen_test")
+    one_pass = method._val_scores(method.module_, videos, split_data.unseen_texts)
+    np.testing.assert_allclose(method.predict_scores(videos, split_data.unseen_texts), one_pass, rtol=1e-5, atol=1e-5)

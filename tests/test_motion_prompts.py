@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from open_clip.tokenizer import SimpleTokenizer
 
 from zsar.data.protocols import ZeroShotSplit
-from zsar.experiments.zero_shot import build_split_data, default_dataset_factory, load_embedded_source
+from zsar.experiments.sources import load_embedded_source
+from zsar.experiments.split_data import build_split_data, default_dataset_factory
 from zsar.methods import find_leaks
 from zsar.methods.motion_prompts import MotionPrompts, MotionPromptsModule, encode_prompted_text
 from zsar.models import count_parameters, create_model, get_tokenizer
@@ -172,7 +173,7 @@ def test_backbone_frozen_by_default_only_with_pretrained_weights(tmp_path):
         method._check_params()
         method.device_ = torch.device("cpu")
         method.spaces_ = []
-        module = method._build_module()
+        module = method._build_module(None)
         assert method.backbone_frozen_ is frozen
         assert all(p.requires_grad is not frozen for n, p in module.model.named_parameters() if n != "logit_scale")
     with pytest.raises(ValueError, match="freeze_backbone"):

@@ -1,7 +1,7 @@
-"""Notebook 05_embeddings in smoke mode: figures, recorded metrics, and a second run that encodes nothing.
+"""Notebook 05_embeddings in smoke mode: figures, recorded metrics, read from the run artefact.
 
-01 and 02 run first (02 with ResT and ESZSL only, to stay small); 05 then runs twice on ResT with
-one embedding cache, and once on ESZSL (a method without semantic transfer).
+01 and 02 come from the smoke workbook; 05 then runs twice on ResT (the same artefact gives the
+same analysis) and once on ESZSL (a method without semantic transfer).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import math
 import papermill as pm
 import pytest
 
+from zsar.evaluation.metrics import top1_accuracy
+from zsar.experiments.artifact import ARTIFACT_FILE, read_artifact
 from zsar.workbook import list_notebooks, run_notebook
 
 pytestmark = pytest.mark.notebook
@@ -32,31 +34,33 @@ def _fraction(x) -> bool:
 def runs(smoke_runs, tmp_path_factory):
     """``(runs folder, figures folder, [metrics of the first and second ResT run, metrics of the ESZSL run])``.
 
-    01 and 02 come from the session's smoke workbook; 05 runs three more times here with its own cache.
+    01 and 02 come from the session's smoke workbook; 05 runs three more times here.
     """
     base, _, failures = smoke_runs
     for stem in ("01_data_prep", "02_training"):
         if stem in failures:
             raise failures[stem]
     runs = tmp_path_factory.mktemp("runs05")
-    figures, cache = runs / "figures", runs / "feature_cache"
+    figures = runs / "figures"
     metrics = []
     for method in ("rest", "rest", "eszsl"):
         out = runs / f"05_{len(metrics)}"
         out.mkdir()
         run_notebook(NOTEBOOKS["05_embeddings"], out, figures / f"run{len(metrics)}",
-                     {"SMOKE": True, "SEED": 0, "METHOD": method, "CACHE_DIR": str(cache),
+                     {"SMOKE": True, "SEED": 0, "METHOD": method,
                       "DATA_PREP_DIR": str(base / "01_data_prep"), "TRAINING_DIR": str(base / "02_training")})
         metrics.append(json.loads((out / "05_embeddings" / "metrics.json").read_text()))
     return runs, figures, metrics
 
 
-def test_second_run_encodes_no_video(runs):
+def test_the_analysis_reads_the_run_artefact_and_repeats_exactly(runs, smoke_runs):
     _, _, (first, second, _) = runs
-    assert first["encoded_videos"] > first["n_videos"]  # training videos for the prototypes + the test videos
-    assert first["cache_misses"] == 5 and first["cache_hits"] == 0
-    assert second["encoded_videos"] == 0 and second["cache_hits"] == 5 and second["cache_misses"] == 0
-    # the same arrays give the same analysis
+    base, _, _ = smoke_runs
+    run = read_artifact(base / "02_training" / "rest" / first["split"])
+    assert first["artifact"] == str(base / "02_training" / "rest" / first["split"] / ARTIFACT_FILE)
+    assert first["top1"] == top1_accuracy(run.unseen_scores, run.unseen_labels) == first["recorded_top1"]
+    assert first["n_videos"] == len(run.labels) and first["dim"] == run.embeddings.shape[1]
+    # the same artefact gives the same analysis
     for key in ("top1", "hubness", "transfer", "pair_acc", "prototype_to_class_mean", "n_videos_mapped"):
         assert second[key] == first[key], key
     for kind, value in first["silhouette"].items():
@@ -89,7 +93,7 @@ def test_rest_metrics_and_figures(runs):
 def test_a_method_without_transfer_skips_the_transfer_figure(runs):
     _, figures, (_, _, m) = runs
     assert m["method"] == "eszsl" and not m["has_transfer"] and m["transfer"] is None
-    assert m["encoded_videos"] > 0 and _fraction(m["top1"])
+    assert _fraction(m["top1"]) and m["top1_abs_diff_recorded"] == 0.0
     assert set(m["hubness"]) == {"prototype"}
     assert set(m["figures"]) == FIGURES - {"05_relatedness.png"}
     assert not (figures / "run2" / "05_relatedness.png").exists()

@@ -8,7 +8,7 @@ import math
 import papermill as pm
 import pytest
 
-from zsar.experiments.compare import ABLATION_VARIANTS
+from zsar.experiments.settings import ABLATION_VARIANTS
 from zsar.methods import METHODS
 from zsar.text.units import unit_groups
 from zsar.workbook import list_notebooks

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from zsar.experiments.artifact import ARTIFACT_FILE, read_artifact
 from zsar.workbook import list_notebooks
 
 pytestmark = pytest.mark.notebook
@@ -118,17 +119,18 @@ def test_02_training_metrics(smoke_runs):
     assert "\\begin{tabular}" in Path(m["tables"]["tex"]).read_text()
     assert Path(m["per_split_table"]).is_file()
     assert m["history_epochs"] == m["epochs"] == 1
-    # embeddings for the later notebooks: one file per method and split, consistent shapes
-    assert m["embeddings"]["zero_shot_top1_matches"]
+    # the run artefact of every method and split, read back by its one reader: consistent shapes, and
+    # the recorded top-1 is the top-1 of the stored unseen scores
+    assert m["artifacts"]["top1_matches"] and m["artifacts"]["file"] == ARTIFACT_FILE
     for name in methods:
-        files = m["embeddings"]["files"][name]
-        assert sorted(files) == sorted(m["splits"])
-        with np.load(files[m["splits"][0]]) as e:
-            n_seen, dim = int(e["n_seen"]), e["prototypes"].shape[1]
-            assert len(e["prototypes"]) == len(e["class_ids"]) == m["n_seen"] + m["n_unseen"] and n_seen == m["n_seen"]
-            assert e["unseen_embeddings"].shape == (len(e["unseen_labels"]), dim)
-            assert e["gzsl_embeddings"].shape == (len(e["gzsl_labels"]), dim)
-            assert e["unseen_labels"].max() < m["n_unseen"] and np.isfinite(e["unseen_embeddings"]).all()
+        assert sorted(m["run_dirs"][name]) == sorted(m["splits"])
+        run = read_artifact(m["run_dirs"][name][m["splits"][0]])
+        dim = run.prototypes.shape[1]
+        assert len(run.prototypes) == len(run.class_ids) == m["n_seen"] + m["n_unseen"] and run.n_seen == m["n_seen"]
+        assert run.embeddings.shape == (len(run.labels), dim) and np.isfinite(run.embeddings).all()
+        assert run.unseen_scores.shape == (len(run.unseen_labels), m["n_unseen"])
+        assert run.gzsl_scores.shape == (len(run.labels), m["n_seen"] + m["n_unseen"])
+        assert run.unseen_labels.max() < m["n_unseen"] and run.val_embeddings.shape[1] == dim
     _figures_exist(smoke_runs, m["figures"], ["02_training_curves.png", "02_results_bars.png"])
 
 
@@ -184,5 +186,12 @@ def test_04_hubness_metrics(smoke_runs):
     assert t["paired_sn"]["n"] == 2 and t["paired_sn"]["delta_mean"] == pytest.approx(
         t["sn"]["transferred"]["mean"] - t["sn"]["text"]["mean"])
     assert m["best_reducer_overall_vs_raw"]["n"] == 2 * len(m["methods"])
+    # the raw S_N10 is the one definition the comparison of 06 uses too: the hubness of the scores the
+    # method predicts with, read from the run artefacts of 02
+    train = _metrics(smoke_runs, "02_training")
+    for name in m["methods"]:
+        runs = [read_artifact(smoke_runs[0] / "02_training" / name / s) for s in train["splits"]]
+        expected = sum(r.unseen_hubness(m["k"]) for r in runs) / len(runs)
+        assert m["per_method"][name]["sn_before"] == pytest.approx(expected, abs=1e-9), name
     _figures_exist(smoke_runs, m["figures"], ["04_nk_histograms.png", "04_hubs_vs_accuracy.png",
                                               "04_transfer_vs_text_hubness.png"])

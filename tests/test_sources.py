@@ -15,12 +15,20 @@ import papermill as pm
 import pytest
 
 from zsar.data.annotations import read_class_index
-from zsar.experiments.sources import (SOURCE_DATASETS, check_source_parameters, class_descriptions, hmdb51_source,
-                                      join_texts, load_source, source_spec, ucf101_source)
-from zsar.experiments.zero_shot import load_embedded_source
-from zsar.text.class_texts import UNIT_GROUPS
-from zsar.models.prompts import readable_class_name
 from zsar.experiments.parameters import ParameterError
+from zsar.experiments.sources import (
+    SOURCE_DATASETS,
+    check_source_parameters,
+    class_descriptions,
+    hmdb51_source,
+    join_texts,
+    load_embedded_source,
+    load_source,
+    source_spec,
+    ucf101_source,
+)
+from zsar.models.prompts import readable_class_name
+from zsar.text.class_texts import UNIT_GROUPS
 from zsar.workbook import list_notebooks, run_notebook
 
 

@@ -1,17 +1,21 @@
 """Atomic file writing: write to a temp file in the same folder, then ``os.replace``.
 
 A reader never sees a half-written file, even if the writer is killed mid-write.
+:func:`jsonable` turns results (numpy values, paths, NaN) into what JSON can hold.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
+
+import numpy as np
 
 
 def _read_umask() -> int:
@@ -94,3 +98,18 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
     """Serialise ``obj`` as JSON (sorted keys, UTF-8) to ``path`` atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays as Python values, paths as strings and NaN/inf as ``None``."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value) if isinstance(value, Path) else value

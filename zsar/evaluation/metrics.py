@@ -12,6 +12,7 @@ counter the bias towards classes seen in training.
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -198,3 +199,20 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], alpha: float = 0.0
     verdict = "no clear difference" if not p < alpha else ("lower" if mean < 0 else "higher")
     return {"delta_mean": mean, "delta_std": std, "n": int(d.size), "n_lower": int((d < 0).sum()),
             "n_higher": int((d > 0).sum()), "wilcoxon_p": p, "verdict": verdict}
+
+
+def temporal_pair_accuracy(scores: np.ndarray, labels: np.ndarray,
+                           pairs: Sequence[tuple[int, int]]) -> tuple[float, int]:
+    """2-way accuracy over the videos of each pair's two classes, between those two columns.
+
+    Returns:
+        ``(accuracy, number of videos)``; ``(nan, 0)`` without pairs.
+    """
+    correct, total = 0, 0
+    for a, b in pairs:
+        for cls, other in ((a, b), (b, a)):
+            rows = labels == cls
+            # ties go to the lower index, as argmax does
+            wins = scores[rows, cls] > scores[rows, other] if cls > other else scores[rows, cls] >= scores[rows, other]
+            correct, total = correct + int(wins.sum()), total + int(rows.sum())
+    return (correct / total if total else math.nan), total

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from zsar.evaluation.metrics import mean_std
@@ -211,3 +212,20 @@ def save_tables(results: Sequence[Mapping[str, Any]], folder: str | os.PathLike,
         "tex": atomic_write_text(folder / f"{name}.tex", to_latex(results, header, **kwargs)),
         "csv": atomic_write_text(folder / f"{name}.csv", f"# {header.line()}\n" + summary.to_csv()),
     }
+
+
+def mean_std_text(values: Iterable[float], scale: float = 1.0, decimals: int = 2) -> str:
+    """``"mean ± std"`` of ``values`` times ``scale`` (sample std; the mean alone for a single value)."""
+    x = np.asarray(list(values), dtype=np.float64) * scale
+    if len(x) < 2:
+        return f"{x.mean():.{decimals}f}" if len(x) else "–"
+    return f"{x.mean():.{decimals}f} {PLUS_MINUS_MD} {x.std(ddof=1):.{decimals}f}"
+
+
+def frame_markdown(frame: pd.DataFrame, index: bool = False) -> str:
+    """A pipe table of any data frame (cells as they print); ``index`` adds the index as first column."""
+    frame = frame.reset_index() if index else frame
+    lines = ["| " + " | ".join(_md_escape(c) for c in frame.columns) + " |", "|" + "|".join(":--" for _ in frame.columns) + "|"]
+    lines += ["| " + " | ".join(_md_escape(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+

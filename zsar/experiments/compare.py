@@ -1,17 +1,13 @@
 """Compare methods on the same zero-shot splits: one table of accuracy, hubness, few-shot and cost.
 
-For every method, :func:`run_comparison` runs :func:`~zsar.experiments.zero_shot.run_splits`
-(its run folders make a re-run resume), adds the hubness of each split's unseen scores
-(:func:`split_hubness`: skewness ``S_Nk`` of the k-occurrence of the unseen test videos over the
-unseen class prototypes, ``k = 10``) and a K-shot accuracy
-(:func:`~zsar.experiments.few_shot.run_few_shot_splits` in the same folders, so nothing is
-retrained), and returns per-split results in the shape :mod:`zsar.evaluation.tables` reads.
-
-Method settings come from one place, shared by notebooks and benchmarks:
-:data:`DEFAULT_METHOD_KWARGS` (full runs), :data:`SMOKE_METHOD_KWARGS` (CI-sized overrides) and
-:func:`method_kwargs`, which layers the user's settings on top. :data:`ABLATION_VARIANTS` names
-the switches of the methods that have them (ASU, motion prompts, LSS); :func:`run_ablations`
-runs them in their own folders beside the full methods.
+For every method, :func:`run_comparison` runs :func:`~zsar.experiments.runs.run_splits` (its run
+folders make a re-run resume), reads each split's S_N10 from its run artefact
+(:meth:`~zsar.experiments.artifact.RunArtifact.unseen_hubness`: skewness of the k-occurrence of
+the unseen test videos over the unseen classes, on the scores the method predicts with, ``k = 10``)
+and adds a K-shot accuracy (:func:`~zsar.experiments.few_shot.run_few_shot_splits` in the same
+folders, so nothing is retrained); it returns per-split results in the shape
+:mod:`zsar.evaluation.tables` reads. :func:`paired_against` tests each method against a baseline,
+split by split. Method settings come from :mod:`zsar.experiments.settings`.
 
 Example::
 
@@ -22,7 +18,6 @@ Example::
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -33,125 +28,18 @@ import numpy as np
 import pandas as pd
 
 from zsar.data.protocols import ZeroShotSplit
-from zsar.data.records import VideoList
+from zsar.evaluation.scores import HUBNESS_K
 from zsar.evaluation.tables import summarize
+from zsar.experiments.artifact import read_artifact
 from zsar.experiments.few_shot import few_shot_skip_reason, run_few_shot_splits
-from zsar.experiments.zero_shot import DataSource, DatasetFactory, build_split_data, run_splits
-from zsar.hubness import hubness_from_scores
-from zsar.io import atomic_write_json, atomic_write_text
-from zsar.methods import METHODS, ZeroShotMethod, make_method
-
-HUBNESS_K = 10
-"""Neighbourhood size of the ``S_N10`` column (capped at the number of unseen classes minus 1)."""
-
-TRAINED_METHODS = ("actionclip", "rest", "asu", "motion_prompts", "lss", "supervised")
-"""Methods with an iterative training loop: they take the shared ``epochs`` and ``lr``."""
-
-DEFAULT_METHOD_KWARGS: dict[str, dict[str, Any]] = {
-    "frame_average": {},
-    "actionclip": {},
-    "devise": dict(semantic_space="glove"),
-    "eszsl": dict(semantic_space="glove"),
-    "rest": dict(width=256, layers=2, heads=4, joint_dim=256),
-    "asu": dict(width=256, layers=2, heads=4, regions=4),
-    "motion_prompts": dict(width=256, heads=4, prompt_hidden=64),
-    "lss": dict(width=256, layers=1, heads=4),
-    "supervised": dict(width=256, layers=1, heads=4),
-}
-"""Per-method settings of a full comparison (widths etc.; the rest are the methods' defaults)."""
-
-SMOKE_METHOD_KWARGS: dict[str, dict[str, Any]] = {
-    "devise": dict(map_epochs=20),
-    "rest": dict(width=32, layers=1, heads=2, joint_dim=32, transfer_k=3),
-    "asu": dict(width=32, layers=1, heads=2, regions=2),
-    # dynamic prompts encode every class text once per video (B x C text passes): ~10x the time
-    # of the static ones on a CPU; the smoke run keeps the rest of the method
-    "motion_prompts": dict(width=32, heads=2, prompt_hidden=16, dynamic_prompts=False),
-    "lss": dict(width=32, layers=1, heads=2, concept_templates="video"),
-    "supervised": dict(width=32, layers=1, heads=2),
-}
-"""Overrides of :data:`DEFAULT_METHOD_KWARGS` for CI-sized smoke runs (tiny heads, few epochs)."""
-
-ABLATION_VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "asu-no_mra": ("asu", dict(use_mra=False), "ASU w/o multi-region attention"),
-    "asu-no_unit_selection": ("asu", dict(use_unit_selection=False), "ASU w/o unit selection"),
-    "motion_prompts-no_motion_stream": ("motion_prompts", dict(use_motion_stream=False),
-                                        "Motion prompts w/o motion stream"),
-    "motion_prompts-static_prompts": ("motion_prompts", dict(dynamic_prompts=False), "Motion prompts, static prompts"),
-    "motion_prompts-no_communication": ("motion_prompts", dict(use_communication=False),
-                                        "Motion prompts w/o communication"),
-    "lss-no_distillation": ("lss", dict(use_distillation=False), "LSS w/o concept distillation"),
-    "lss-no_alignment": ("lss", dict(use_alignment=False), "LSS w/o alignment"),
-}
-"""Ablation name -> ``(method, switches, table label)``."""
+from zsar.experiments.runs import run_splits
+from zsar.experiments.settings import ABLATION_VARIANTS, ablation_kwargs
+from zsar.experiments.sources import DataSource
+from zsar.experiments.split_data import DatasetFactory
+from zsar.methods import METHODS
 
 COMPARISON_METRICS = ("top1", "gzsl_harmonic", "s_n10", "fewshot", "trainable_params", "train_time_s")
 """Per-split metrics of a comparison result, in table order (``fewshot`` is the K-shot top-1)."""
-
-
-def default_backbone() -> str:
-    """The backbone the methods use when none is given (:class:`ZeroShotMethod`'s default)."""
-    return inspect.signature(ZeroShotMethod.__init__).parameters["backbone"].default
-
-
-def method_kwargs(name: str, smoke: bool = False, common: Mapping[str, Any] | None = None,
-                  trained: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Constructor arguments of ``name`` in a comparison.
-
-    Layers, later winning: :data:`DEFAULT_METHOD_KWARGS`, :data:`SMOKE_METHOD_KWARGS` (if
-    ``smoke``), ``common`` (every method: backbone, frames, batch size, device, ...) and ``trained``
-    (only :data:`TRAINED_METHODS`: epochs, lr). ``None`` values are dropped, so a parameter left at
-    ``None`` keeps the method's own default (e.g. each method's learning rate).
-
-    Raises:
-        ValueError: unknown ``name`` (the message lists :data:`zsar.methods.METHODS`).
-    """
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
-    layers = [DEFAULT_METHOD_KWARGS.get(name, {}), SMOKE_METHOD_KWARGS.get(name, {}) if smoke else {},
-              common or {}, (trained or {}) if name in TRAINED_METHODS else {}]
-    return {k: v for layer in layers for k, v in layer.items() if v is not None}
-
-
-def ablation_kwargs(variant: str, base: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool]:
-    """``(method, kwargs, changed)`` of ``variant``: ``base`` (the full method's kwargs) with its switches.
-
-    ``changed`` is ``False`` when ``base`` already sets the switches that way (e.g. the smoke
-    motion prompts are static), so the variant equals the full method.
-
-    Raises:
-        ValueError: unknown ``variant`` (the message lists :data:`ABLATION_VARIANTS`).
-    """
-    if variant not in ABLATION_VARIANTS:
-        raise ValueError(f"unknown ablation {variant!r}; choose from {sorted(ABLATION_VARIANTS)}")
-    method, switches, _ = ABLATION_VARIANTS[variant]
-    changed = any(base.get(k, _init_default(method, k)) != v for k, v in switches.items())
-    return method, {**base, **switches}, changed
-
-
-def _init_default(method: str, param: str) -> Any:
-    return inspect.signature(METHODS[method].__init__).parameters[param].default
-
-
-def split_hubness(scores: np.ndarray, k: int = HUBNESS_K) -> float:
-    """``S_Nk`` of ``(N, U)`` unseen scores: skewness of how often each prototype is among a video's k best.
-
-    ``k`` is capped at ``U - 1``; the scores are the method's own (cosine for most, ESZSL's
-    bilinear score, the ceiling's logits), higher meaning nearer.
-    """
-    scores = np.asarray(scores, dtype=np.float32)
-    if scores.ndim != 2 or scores.shape[1] < 2:
-        raise ValueError(f"need (N, U) scores with U >= 2 classes, got shape {scores.shape}")
-    return float(hubness_from_scores(scores, k=min(k, scores.shape[1] - 1)).skewness)
-
-
-def read_split_scores(run_dir: str | Path) -> np.ndarray:
-    """``(N, U)`` unseen-class scores that ``run_split`` saved in ``run_dir/scores.npz``."""
-    path = Path(run_dir) / "scores.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no scores of a finished run_split")
-    with np.load(path) as stored:
-        return stored["unseen_scores"]
 
 
 def few_shot_by_split(rows: Sequence[Mapping[str, Any]], k: int, adaptation: str = "prototype") -> dict[str, float]:
@@ -196,8 +84,8 @@ def comparison_results(runs: Sequence[Mapping[str, Any]], run_root: str | Path,
     out = []
     for run in runs:
         m = run["metrics"]
-        scores = read_split_scores(Path(run_root) / run["method_name"] / str(run["split"]))
-        metrics = {"top1": m["top1"], "gzsl_harmonic": m["gzsl_harmonic"], "s_n10": split_hubness(scores, k),
+        artifact = read_artifact(Path(run_root) / run["method_name"] / str(run["split"]))
+        metrics = {"top1": m["top1"], "gzsl_harmonic": m["gzsl_harmonic"], "s_n10": artifact.unseen_hubness(k),
                    "fewshot": (few_shot or {}).get(str(run["split"]), math.nan),
                    "trainable_params": m["trainable_params"], "train_time_s": m["train_time_s"]}
         out.append({"method": label or run["method"], "method_name": run["method_name"], "split": run["split"],
@@ -337,7 +225,7 @@ def run_ablations(variants: Sequence[str], base_kwargs: Mapping[str, Mapping[str
 
     Args:
         base_kwargs: ``{method: kwargs of the full method}``; every variant's method must be in it.
-        workers: splits run at once (see :func:`~zsar.experiments.zero_shot.map_splits`).
+        workers: splits run at once (see :func:`~zsar.experiments.parallel.map_splits`).
 
     Returns:
         ``(results, changed)``: :data:`COMPARISON_METRICS` results (``fewshot`` is ``nan``), per
@@ -369,63 +257,3 @@ def run_ablations(variants: Sequence[str], base_kwargs: Mapping[str, Mapping[str
             results += [{**r, "variant": variant}
                         for r in comparison_results(runs, root, label=ABLATION_VARIANTS[variant][2])]
     return results, changed
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays as Python values, paths as strings and NaN/inf as ``None``."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value) if isinstance(value, Path) else value
-
-
-def save_results(run_dir: str | Path, markdown: str, payload: Mapping[str, Any]) -> tuple[Path, Path]:
-    """Write ``run_dir/results.md`` and ``run_dir/results.json`` (NaN as ``null``) atomically."""
-    run_dir = Path(run_dir)
-    return (atomic_write_text(run_dir / "results.md", markdown),
-            atomic_write_json(run_dir / "results.json", jsonable(payload)))
-
-
-def restore_fitted(result: Mapping[str, Any], source: DataSource, split: ZeroShotSplit, run_dir: str | Path,
-                   dataset_factory: DatasetFactory, **overrides: Any):
-    """The fitted zero-shot method of a finished ``run_split`` (its checkpoints resumed, not retrained).
-
-    Args:
-        result: the ``run_split`` result (its ``config`` holds the method, params and seed).
-        overrides: constructor arguments that do not change the result (``progress``, ``num_workers``).
-
-    Returns:
-        ``(method, data)``: the fitted method and the split's :class:`SplitData`.
-
-    Raises:
-        ValueError: the method is not zero-shot (the ceiling's fit lives in a shared folder).
-    """
-    config = result["config"]
-    method = make_method(config["method_name"], **{**config["params"], "resume": True, **overrides})
-    if not method.is_zero_shot:
-        raise ValueError(f"{config['method_name']}: only zero-shot methods are restored from their split folder")
-    data = build_split_data(source, split, True, config["gzsl"], config["val_fraction"], config["seed"])
-    val = dataset_factory(data.val, "val") if data.val is not None else None
-    method.fit(dataset_factory(data.train, "train"), data.fit_texts, run_dir, val_dataset=val)
-    return method, data
-
-
-def pick_clips(labels: Sequence[int], n: int, seed: int = 0) -> list[int]:
-    """Indices of ``n`` clips of ``n`` different classes (fewer if there are fewer classes), seeded, sorted."""
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    classes = rng.permutation(np.unique(labels))[:n]
-    return sorted(int(rng.choice(np.flatnonzero(labels == c))) for c in classes)
-
-
-def subset_list(videos: VideoList, indices: Sequence[int]) -> VideoList:
-    """``videos`` restricted to ``indices`` (same labels and classes), for datasets of a few clips."""
-    return VideoList([videos.records[i] for i in indices], videos.class_names, videos.root, videos.source,
-                     videos.class_dirs)

@@ -1,7 +1,7 @@
 """Few-shot evaluation: adapt a fitted zero-shot method with K clips of each unseen class.
 
 Protocol (K in ``{2, 4, 8, 16}``): fit on the seen classes of a split exactly as
-:func:`~zsar.experiments.zero_shot.run_split` does, then for each K and each draw pick K
+:func:`~zsar.experiments.runs.run_split` does, then for each K and each draw pick K
 **support** clips per unseen class from the unseen classes' official *train* list and score the
 unseen classes' *test* list (``SplitData.testlist_mask``), the same clips for every K and draw.
 Support and test clips are disjoint by construction; a draw is seeded by ``(seed, split, K, draw)``
@@ -45,17 +45,10 @@ from zsar.data.errors import SplitError
 from zsar.data.protocols import ZeroShotSplit, kshot_indices, random_class_splits
 from zsar.evaluation.metrics import accuracy_report, mean_std
 from zsar.evaluation.scores import cosine_scores, l2_normalize
-from zsar.experiments.zero_shot import (
-    DatasetFactory,
-    DataSource,
-    SplitData,
-    fit_on_split,
-    load_embedded_source,
-    load_if_done,
-    map_splits,
-    named_splits,
-    split_config,
-)
+from zsar.experiments.parallel import map_splits
+from zsar.experiments.runs import fit_on_split, load_if_done, split_config
+from zsar.experiments.sources import DataSource, load_embedded_source
+from zsar.experiments.split_data import DatasetFactory, SplitData, named_splits
 from zsar.io import atomic_write_json
 from zsar.methods import METHODS, ZeroShotMethod, make_method
 
@@ -76,9 +69,9 @@ def few_shot_skip_reason(method) -> str | None:
     name = getattr(cls, "name", cls.__name__)
     if not getattr(cls, "is_zero_shot", True):
         return f"{name}: not zero-shot (trained on the unseen classes too), so K-shot adaptation is meaningless"
-    for attr in ("video_embeddings", "class_prototypes"):
-        impl = getattr(cls, attr, None)
-        if impl is None or impl is getattr(ZeroShotMethod, attr):
+    # video embeddings come from an own video_embeddings() or from the base one over _embed_batch()
+    for attr, ways in (("video_embeddings", ("video_embeddings", "_embed_batch")), ("class_prototypes", ("class_prototypes",))):
+        if all(getattr(cls, way, None) in (None, getattr(ZeroShotMethod, way)) for way in ways):
             return f"{name}: has no {attr}() to adapt"
     return None
 
@@ -193,7 +186,7 @@ def few_shot_eval(method, data: SplitData, dataset_factory: DatasetFactory, k_va
     Args:
         method: a fitted method (or any object with ``video_embeddings(dataset) -> (N, D)`` and
             ``class_prototypes(target_texts, seen_texts) -> (C, D)``).
-        data: the split's data (:func:`~zsar.experiments.zero_shot.build_split_data`).
+        data: the split's data (:func:`~zsar.experiments.split_data.build_split_data`).
         dataset_factory: ``(video_list, role) -> Dataset``; called once, on ``data.unseen_test``.
         k_values, draws, seed, split_name: the support draws (:func:`few_shot_episodes`).
         adaptations: some of :data:`ADAPTATIONS`; ``beta`` (``fused``), ``probe_c`` (``linear``).
@@ -344,9 +337,9 @@ def run_few_shot_splits(method_name: str, method_kwargs: dict | None, data_root:
                         **kwargs) -> list[dict]:
     """:func:`run_few_shot_split` over ``splits`` in ``run_root/<method_name>/<split name>``.
 
-    The folders are those of :func:`~zsar.experiments.zero_shot.run_splits`, so a method already
+    The folders are those of :func:`~zsar.experiments.runs.run_splits`, so a method already
     run there is not retrained; ``kwargs`` go to :func:`run_few_shot_split`; ``workers > 1``
-    runs that many splits at once (:func:`~zsar.experiments.zero_shot.map_splits`), reading
+    runs that many splits at once (:func:`~zsar.experiments.parallel.map_splits`), reading
     splits whose ``few_shot.json`` is finished in this process rather than in a subprocess.
     """
     reason = few_shot_skip_reason(METHODS[method_name]) if method_name in METHODS else None

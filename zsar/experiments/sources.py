@@ -1,6 +1,6 @@
 """Data sources of the workbook: the embedded benchmark, UCF101 and HMDB51, behind one dispatcher.
 
-A :class:`~zsar.experiments.zero_shot.DataSource` is what a zero-shot split needs: every video,
+A :class:`DataSource` is what a zero-shot split needs: every video,
 the official test list, the classes' texts and the temporal pairs. Notebook ``01_data_prep``
 writes a *source spec* into ``splits.json`` (:func:`source_spec`) and the later notebooks call
 :func:`load_source` with that file's content::
@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,7 +39,6 @@ from zsar.data import datasets
 from zsar.data.annotations import normalize_class_name
 from zsar.data.records import VideoList
 from zsar.experiments.parameters import ParameterError
-from zsar.experiments.zero_shot import DataSource, load_embedded_source
 from zsar.models.prompts import load_descriptions, readable_class_name
 from zsar.text.class_texts import ClassTexts
 from zsar.text.units import with_extracted_units
@@ -50,6 +50,39 @@ OFFICIAL_SPLITS = (1, 2, 3)
 """UCF101 and HMDB51 each ship three official train/test lists."""
 
 PathLike = str | os.PathLike
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Everything a split needs about a dataset.
+
+    Attributes:
+        videos: every video of every class (labels index ``texts``).
+        test_ids: ``video_id`` s of the official test list (disjoint groups).
+        texts: texts of all classes, in label order.
+        pairs: ``(i, j)`` class indices of temporal pairs (time reversals of each other).
+        name: for messages and tables.
+    """
+
+    videos: VideoList
+    test_ids: frozenset[str]
+    texts: ClassTexts
+    pairs: tuple[tuple[int, int], ...] = ()
+    name: str = ""
+
+
+def load_embedded_source(data_root: str | os.PathLike, split: int = 1) -> DataSource:
+    """A :class:`DataSource` of a generated embedded benchmark at ``data_root``."""
+    from zsar.data.datasets import embedded
+    from zsar.data.embedded import load_catalog, temporal_pairs
+
+    catalog = load_catalog(data_root)
+    videos = embedded(data_root, split=split, subset="all")
+    if [c.name for c in catalog] != list(videos.class_names):
+        raise ValueError(f"{data_root}: classes.json and classInd.txt list different classes")
+    test_ids = frozenset(r.video_id for r in embedded(data_root, split=split, subset="test").records)
+    return DataSource(videos, test_ids, ClassTexts.from_catalog(catalog), tuple(temporal_pairs(catalog)),
+                      f"embedded:{Path(data_root).name}")
 
 
 # ----------------------------------------------------------------------------- descriptions

@@ -10,7 +10,6 @@ batch reduces to this when each batch holds the whole class vocabulary, as here)
 from __future__ import annotations
 
 import math
-import os
 from typing import Sequence
 
 import numpy as np
@@ -19,7 +18,7 @@ from torch import nn
 
 from zsar.evaluation.scores import cosine_scores
 from zsar.methods.base import ZeroShotMethod, cross_entropy_and_accuracy
-from zsar.models import FrameEncoder, count_parameters, frame_average
+from zsar.models import FrameEncoder, frame_average
 from zsar.text.class_texts import ClassTexts
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp
@@ -71,42 +70,35 @@ class ActionCLIP(ZeroShotMethod):
         super().__init__(lr=lr, **kwargs)
         self.freeze_text = freeze_text
 
-    def fit(self, train_dataset, seen_texts: ClassTexts, run_dir: str | os.PathLike,
-            val_dataset=None) -> "ActionCLIP":
-        """Fine-tune on ``train_dataset`` (labels index ``seen_texts``); select on ``val_dataset``."""
-        run_dir = self._start_fit(run_dir)
+    def _build_module(self, seen_texts: ClassTexts) -> VideoTextCLIP:
         model, tokenizer = self._build_clip()
         if self.freeze_text:
             for name, p in model.named_parameters():
                 if not (name.startswith("visual.") or name == "logit_scale"):
                     p.requires_grad_(False)
         space = self._text_space("clip", model, tokenizer, trainable=not self.freeze_text)
-        self.module_ = VideoTextCLIP(model, space)
+        return VideoTextCLIP(model, space)
+
+    def _loss_fn(self, seen_texts: ClassTexts):
         train_texts = seen_texts.texts(self.text_kind)
 
         def loss_fn(module: nn.Module, batch: dict):
             return cross_entropy_and_accuracy(module(batch["video"], train_texts), batch["label"])
+        return loss_fn
 
-        eval_fn = self._seen_eval_fn(val_dataset, seen_texts, self._module_scores)
-        self._train(self.module_, loss_fn, train_dataset, run_dir, eval_fn)
-        self.module_.eval()
-        return self._finish_fit(count_parameters(self.module_, trainable_only=True))
-
-    def _module_scores(self, module: VideoTextCLIP, dataset, texts: ClassTexts) -> np.ndarray:
+    def _val_scores(self, module: VideoTextCLIP, dataset, texts: ClassTexts) -> np.ndarray:
         feats = self._extract(lambda b: module.embed_video(b["video"]), dataset)
         return cosine_scores(feats, module.text_space.encode(texts.texts(self.text_kind)))
 
-    def video_embeddings(self, dataset) -> np.ndarray:
-        """``(N, D)`` frame-averaged unit embeddings of the fine-tuned image tower."""
-        self.check_is_fitted()
-        return self._extract(lambda b: self.module_.embed_video(b["video"]), dataset)
+    def _embed_batch(self, batch: dict) -> torch.Tensor:
+        """``(B, D)`` frame-averaged unit embeddings of the fine-tuned image tower."""
+        return self.module_.embed_video(batch["video"])
 
     def class_prototypes(self, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
         """``(C, D)`` fine-tuned text embeddings of the target classes."""
         self.check_is_fitted()
         return self.module_.text_space.encode(target_texts.texts(self.text_kind))
 
-    def predict_scores(self, dataset, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
+    def scores_from_embeddings(self, embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
         """``(N, C)`` logits ``exp(s) * cos(video, class)``."""
-        scores = super().predict_scores(dataset, target_texts, seen_texts)
-        return scores * float(self.module_.logit_scale().detach())
+        return super().scores_from_embeddings(embeddings, prototypes) * float(self.module_.logit_scale().detach())

@@ -33,7 +33,6 @@ Design (the paper's exact formulas are not available; this follows its summary):
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import torch
@@ -41,9 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsar.evaluation.scores import cosine_scores
-from zsar.methods.base import ZeroShotMethod
+from zsar.methods.base import ZeroShotMethod, autocast_for
 from zsar.methods.rest import CrossModalBlock
-from zsar.models import FrameEncoder, count_parameters
+from zsar.models import FrameEncoder
 from zsar.text.class_texts import ClassTexts
 from zsar.text.units import UnitBank, with_extracted_units
 
@@ -154,7 +153,11 @@ class ASUNetwork(nn.Module):
                     sizes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(B, T, 3, H, W)`` + units ``(U, D_u)`` grouped by ``sizes`` -> ``(B, D)`` unit vectors
         and the clip-level unit attention ``(B, U)`` (``None`` without unit selection)."""
-        frames, visual = self.visual_tokens(video)
+        return self.decode(*self.visual_tokens(video), unit_features, sizes)
+
+    def decode(self, frames: torch.Tensor, visual: torch.Tensor, unit_features: torch.Tensor,
+               sizes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`embed_video` from :meth:`visual_tokens`' ``(B, T, D)`` frames and ``(B, T, Q, W)`` tokens."""
         b, t = visual.shape[:2]
         if t > self.time_embedding.shape[0]:
             raise ValueError(f"clip has {t} frames, ASU at most {self.time_embedding.shape[0]} (max_frames)")
@@ -267,7 +270,13 @@ class ASU(ZeroShotMethod):
     def _with_units(self, texts: ClassTexts) -> ClassTexts:
         return with_extracted_units(texts, max_per_group=self.max_units_per_group)
 
-    def _build_module(self) -> ASUNetwork:
+    def _build_module(self, seen: ClassTexts) -> ASUNetwork:
+        """The unit bank of the seen classes' units only, then the network on a fresh backbone."""
+        self.bank_ = UnitBank.from_texts(seen)
+        if len(self.bank_) == 0:
+            raise ValueError("ASU: the seen classes have no semantic units (none declared, none found in "
+                             "their names/descriptions with the unit vocabulary)")
+        self.seen_texts_ = seen
         model, tokenizer = self._build_clip()
         for name, p in model.named_parameters():
             is_visual = name.startswith("visual.")
@@ -289,25 +298,15 @@ class ASU(ZeroShotMethod):
         """``(U, D_u)`` embeddings of ``bank``'s units, without gradients."""
         return torch.from_numpy(bank.embed(self.unit_space_)).to(self.device_)
 
-    def fit(self, train_dataset, seen_texts: ClassTexts, run_dir: str | os.PathLike, val_dataset=None) -> "ASU":
-        """Train on the seen classes with a unit bank of the seen classes' units only."""
-        run_dir = self._start_fit(run_dir)
-        seen = self._with_units(seen_texts)
-        self.bank_ = UnitBank.from_texts(seen)
-        if len(self.bank_) == 0:
-            raise ValueError("ASU: the seen classes have no semantic units (none declared, none found in "
-                             "their names/descriptions with the unit vocabulary)")
-        self.seen_texts_ = seen
-        self.module_ = self._build_module()
+    def _fit_texts(self, seen_texts: ClassTexts) -> ClassTexts:
+        """The seen classes with their units (extracted where none are declared); the bank is built
+        from these only."""
+        return self._with_units(seen_texts)
+
+    def _loss_fn(self, seen: ClassTexts):
+        texts = seen.texts(self.text_kind)
         membership = self.bank_.membership(seen)
         membership = torch.from_numpy(np.concatenate([membership[g] for g in self.bank_.groups], axis=1))
-        eval_fn = self._seen_eval_fn(val_dataset, seen, self._val_scores)
-        self._train(self.module_, self._loss_fn(seen.texts(self.text_kind), membership), train_dataset,
-                    run_dir, eval_fn)
-        self.module_.eval()
-        return self._finish_fit(count_parameters(self.module_, trainable_only=True))
-
-    def _loss_fn(self, texts: list[str], membership: torch.Tensor):
         sizes = self.bank_.sizes
         units = self.bank_.all_units if self._units_trained() else self._unit_features(self.bank_)
 
@@ -350,10 +349,43 @@ class ASU(ZeroShotMethod):
         texts = self._with_units(target_texts) if self.text_kind == "units" else target_texts
         return self.module_.text_space.encode(texts.texts(self.text_kind))
 
-    def predict_scores(self, dataset, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
+    def video_features(self, dataset) -> dict[str, np.ndarray]:
+        """``{"embedding"}`` (attending to the seen bank); with ``inference_units="target"`` also the
+        ``"frames"`` ``(N, T, D)`` and ``"visual"`` ``(N, T, Q, W)`` tokens the decoder attends from,
+        so that a test-time bank is applied in :meth:`scores_from_features` without decoding again."""
+        if self.inference_units == "seen":
+            return super().video_features(dataset)
+        self.check_is_fitted()
+        tokens = self._extract(lambda b: torch.cat([t.flatten(2) for t in self.module_.visual_tokens(b["video"])], -1),
+                               dataset)
+        frames, visual = self._split_tokens(torch.from_numpy(tokens))
+        units = self._unit_features(self.bank_)
+        embedding = self._decode(frames, visual, units, self.bank_.sizes)
+        return {"embedding": embedding, "frames": frames.numpy(), "visual": visual.numpy()}
+
+    def _split_tokens(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dim = self.module_.frame_proj.in_features
+        n, t = tokens.shape[:2]
+        return tokens[..., :dim], tokens[..., dim:].reshape(n, t, -1, self.module_.frame_proj.out_features)
+
+    def _decode(self, frames, visual, units: torch.Tensor, sizes) -> np.ndarray:
+        """``(N, D)`` embeddings decoded from stored tokens, in batches of :meth:`_eval_batch`."""
+        device, step, out = self.device_, self._eval_batch(), []
+        with torch.no_grad():
+            for i in range(0, len(frames), step):
+                f, v = (torch.as_tensor(x[i:i + step]).to(device) for x in (frames, visual))
+                with autocast_for(self.amp, device):
+                    out.append(self.module_.decode(f, v, units, sizes)[0].float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, self.module_.text_space.dim), np.float32)
+
+    def scores_from_features(self, features: dict[str, np.ndarray], target_texts: ClassTexts,
+                             seen_texts: ClassTexts | None = None) -> np.ndarray:
         """``(N, C)`` cosine scores; videos attend to :meth:`inference_bank` of ``target_texts``."""
+        if self.inference_units == "seen":
+            return super().scores_from_features(features, target_texts, seen_texts)
         bank = self.inference_bank(target_texts)
-        return cosine_scores(self._embed(dataset, bank), self.class_prototypes(target_texts))
+        embedding = self._decode(features["frames"], features["visual"], self._unit_features(bank), bank.sizes)
+        return cosine_scores(embedding, self.class_prototypes(target_texts))
 
     def unit_attention(self, dataset, target_texts: ClassTexts | None = None) -> dict[str, np.ndarray]:
         """Per-clip attention over each group's units, averaged over frames and visual tokens.
@@ -375,3 +407,26 @@ class ASU(ZeroShotMethod):
         bank = self.inference_bank(target_texts)
         weights = self._embed(dataset, bank, attention=True)
         return {g: weights[:, s] for g, s in bank.slices().items()}
+
+
+def declared_attention_mass(attention: dict[str, np.ndarray], units: dict[str, tuple[str, ...]],
+                            declared: list[dict[str, tuple[str, ...]]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per group: the mean attention mass on the units of the clip's own class, and what uniform attention gives.
+
+    Args:
+        attention: ``{group: (N, U_g)}`` clip-level unit attention (:meth:`ASU.unit_attention`).
+        units: ``{group: unit names}`` of the bank the clips attended to.
+        declared: per clip ``{group: units of its class}``.
+
+    Returns:
+        ``(mass, uniform)``, each ``{group: float}``, over the clips whose class has a unit of the
+        bank in that group (groups without such clips are left out).
+    """
+    mass, uniform = {}, {}
+    for g, w in attention.items():
+        mask = np.array([[u in d.get(g, ()) for u in units[g]] for d in declared], dtype=bool).reshape(len(declared), -1)
+        rows = mask.any(1)
+        if w.shape[1] and rows.any():
+            mass[g] = float((w * mask).sum(1)[rows].mean())
+            uniform[g] = float((mask.sum(1) / w.shape[1])[rows].mean())
+    return mass, uniform

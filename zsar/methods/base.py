@@ -128,22 +128,83 @@ class ZeroShotMethod:
             val_dataset=None) -> "ZeroShotMethod":
         """Learn from videos of the seen classes only; return ``self``.
 
+        The one fit of every trained method: start (seed, device, run folder) → build the module
+        (:meth:`_build_module`) → the validation scorer (:meth:`_val_scores` on held-out seen
+        videos) → train with :meth:`_loss_fn` on the training loop (best epoch reloaded) →
+        :meth:`_after_training` → finish (trainable parameters, train time). Methods without an
+        iterative training loop override ``fit`` itself.
+
         Args:
             train_dataset: samples whose ``label`` indexes ``seen_texts``.
             seen_texts: texts of the seen classes (the only class texts allowed here).
             run_dir: folder for checkpoints and histories.
             val_dataset: held-out videos of the **seen** classes, for model selection.
         """
+        from zsar.models import count_parameters
+
+        run_dir = self._start_fit(run_dir)
+        texts = self._fit_texts(seen_texts)
+        self.module_ = self._build_module(texts)
+        eval_fn = self._seen_eval_fn(val_dataset, texts, self._val_scores)
+        self._train(self.module_, self._loss_fn(texts), train_dataset, run_dir, eval_fn)
+        self.module_.eval()
+        self._after_training(train_dataset, texts)
+        return self._finish_fit(count_parameters(self.module_, trainable_only=True))
+
+    # ------------------------------------------------- what a trained method supplies
+    def _fit_texts(self, seen_texts: ClassTexts) -> ClassTexts:
+        """The seen classes' texts as the method trains on them (e.g. with extracted units)."""
+        return seen_texts
+
+    def _build_module(self, seen_texts: ClassTexts) -> nn.Module:
+        """The module trained by ``fit`` (on ``device_``), built from a fresh backbone."""
+        raise NotImplementedError(f"{type(self).__name__} has no trainable module")
+
+    def _loss_fn(self, seen_texts: ClassTexts) -> Callable[[nn.Module, dict], tuple[torch.Tensor, dict]]:
+        """``loss_fn(module, batch) -> (loss, logs)`` for :func:`zsar.training.fit`."""
+        raise NotImplementedError(f"{type(self).__name__} has no training loss")
+
+    def _val_scores(self, module: nn.Module, dataset, texts: ClassTexts) -> np.ndarray:
+        """``(N, C)`` scores of held-out seen videos by the module being trained (model selection)."""
+        raise NotImplementedError(f"{type(self).__name__} has no validation scorer")
+
+    def _after_training(self, train_dataset, seen_texts: ClassTexts) -> None:
+        """What the fitted module still needs after training (e.g. seen prototypes); nothing by default."""
+
+    def _embed_batch(self, batch: dict) -> torch.Tensor:
+        """``(B, D)`` video embeddings of one batch by the fitted module."""
         raise NotImplementedError
 
     def predict_scores(self, dataset, target_texts: ClassTexts,
                        seen_texts: ClassTexts | None = None) -> np.ndarray:
-        """``(N, C)`` scores (higher = more likely) of ``dataset``'s videos for ``target_texts``."""
-        return cosine_scores(self.video_embeddings(dataset), self.class_prototypes(target_texts, seen_texts))
+        """``(N, C)`` scores (higher = more likely) of ``dataset``'s videos for ``target_texts``.
+
+        Always :meth:`scores_from_features` of :meth:`video_features`: a caller that scores the
+        same videos against several vocabularies (GZSL and unseen-only) encodes them once.
+        """
+        return self.scores_from_features(self.video_features(dataset), target_texts, seen_texts)
+
+    def video_features(self, dataset) -> dict[str, np.ndarray]:
+        """Everything the method scores a video from, encoded once: ``{"embedding": (N, D), ...}``.
+
+        Every method gives ``"embedding"`` (:meth:`video_embeddings`); a method whose scores need
+        more of a video (per-frame tokens for a test-time vocabulary) adds arrays with ``N`` rows.
+        """
+        return {"embedding": self.video_embeddings(dataset)}
+
+    def scores_from_features(self, features: dict[str, np.ndarray], target_texts: ClassTexts,
+                             seen_texts: ClassTexts | None = None) -> np.ndarray:
+        """``(N, C)`` scores of videos given by :meth:`video_features` (rows may be a subset)."""
+        return self.scores_from_embeddings(features["embedding"], self.class_prototypes(target_texts, seen_texts))
+
+    def scores_from_embeddings(self, embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
+        """``(N, C)`` scores of ``(N, D)`` embeddings against ``(C, D)`` prototypes: cosine by default."""
+        return cosine_scores(embeddings, prototypes)
 
     def video_embeddings(self, dataset) -> np.ndarray:
-        """``(N, D)`` float32 video embeddings in dataset order."""
-        raise NotImplementedError
+        """``(N, D)`` float32 video embeddings in dataset order (:meth:`_embed_batch` over the dataset)."""
+        self.check_is_fitted()
+        return self._extract(self._embed_batch, dataset)
 
     def class_prototypes(self, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
         """``(C, D)`` float32 class prototypes in the space of :meth:`video_embeddings`."""

@@ -210,7 +210,7 @@ class ESZSL(_SemanticEmbeddingMethod):
         self.check_is_fitted()
         return self._features(dataset) @ self.V_
 
-    def predict_scores(self, dataset, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
+    def scores_from_embeddings(self, embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
         """``(N, C)`` compatibilities ``x V s_cᵀ`` (ESZSL's bilinear score, not a cosine)."""
-        return self.video_embeddings(dataset) @ self.class_prototypes(target_texts).T
+        return embeddings @ prototypes.T
 

@@ -44,24 +44,18 @@ class FrameAverage(ZeroShotMethod):
         self.text_space_ = self._text_space("clip", self.model_, tokenizer)
         return self._finish_fit(0)
 
-    def video_embeddings(self, dataset) -> np.ndarray:
-        """``(N, D)`` unit vectors: the mean over frames of the normalised frame embeddings."""
-        self.check_is_fitted()
-
-        def encode(batch: dict) -> torch.Tensor:
-            return frame_average(self.encoder_(batch["video"], normalize=True))
-
-        return self._extract(encode, dataset)
+    def _embed_batch(self, batch: dict) -> torch.Tensor:
+        """``(B, D)`` unit vectors: the mean over frames of the normalised frame embeddings."""
+        return frame_average(self.encoder_(batch["video"], normalize=True))
 
     def class_prototypes(self, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
         """``(C, D)`` CLIP text embeddings of the target classes' texts (templated names)."""
         self.check_is_fitted()
         return self.text_space_.encode(target_texts.texts(self.text_kind))
 
-    def predict_scores(self, dataset, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
+    def scores_from_embeddings(self, embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
         """CLIP logits: ``logit_scale * cos(video, class)``, ``(N, C)``."""
-        scores = super().predict_scores(dataset, target_texts, seen_texts)
-        return scores * float(self.model_.logit_scale.detach().exp())
+        return super().scores_from_embeddings(embeddings, prototypes) * float(self.model_.logit_scale.detach().exp())
 
     def total_parameters(self) -> int:
         """Parameters of the whole CLIP model (all frozen here)."""

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -46,7 +45,7 @@ from torch import nn
 from zsar.evaluation.scores import cosine_scores
 from zsar.methods.base import ZeroShotMethod
 from zsar.methods.rest import TemporalTransformer
-from zsar.models import FrameEncoder, count_parameters, frame_average
+from zsar.models import FrameEncoder, frame_average
 from zsar.models.prompts import apply_template, get_templates
 from zsar.models.video_encoder import encode_video
 from zsar.text.class_texts import UNIT_GROUPS, ClassTexts
@@ -319,6 +318,8 @@ class LSS(ZeroShotMethod):
         return feats
 
     def _build_module(self, seen_texts: ClassTexts) -> LSSModule:
+        """The seen concept space, then the student and its EMA teacher on a fresh backbone."""
+        self.seen_texts_ = seen_texts
         model, tokenizer = self._build_clip()
         for name, p in model.named_parameters():  # text tower and CLIP's logit scale stay frozen
             p.requires_grad_(self.train_backbone and name.startswith("visual."))
@@ -331,7 +332,7 @@ class LSS(ZeroShotMethod):
                          self.width, self.layers, self.heads, self.max_frames or self.frames, self.dropout,
                          ema_teacher=self.use_distillation and self.train_backbone)
 
-    def _loss_fn(self):
+    def _loss_fn(self, seen_texts: ClassTexts):
         from zsar.training.checkpoint import unwrap_model
 
         def loss_fn(module: nn.Module, batch: dict):
@@ -357,25 +358,16 @@ class LSS(ZeroShotMethod):
 
         return loss_fn
 
-    def fit(self, train_dataset, seen_texts: ClassTexts, run_dir: str | os.PathLike, val_dataset=None) -> "LSS":
-        """Build the seen concept space, then train the student (and its EMA teacher) on the seen classes."""
-        run_dir = self._start_fit(run_dir)
-        self.seen_texts_ = seen_texts
-        self.module_ = self._build_module(seen_texts)
-        eval_fn = self._seen_eval_fn(val_dataset, seen_texts, self._val_scores)
-        self._train(self.module_, self._loss_fn(), train_dataset, run_dir, eval_fn)
+    def _after_training(self, train_dataset, seen_texts: ClassTexts) -> None:
         self.module_.update_teacher(self.ema_momentum)  # fold in the last optimiser step
-        self.module_.eval()
-        return self._finish_fit(count_parameters(self.module_, trainable_only=True))
 
     def _val_scores(self, module: LSSModule, dataset, texts: ClassTexts) -> np.ndarray:
         z = self._extract(lambda b: module.embed_video(b["video"])[0], dataset)
         return cosine_scores(z, module.class_text.cpu().numpy())
 
-    def video_embeddings(self, dataset) -> np.ndarray:
-        """``(N, D)`` unit student embeddings (frame average + temporal transformer)."""
-        self.check_is_fitted()
-        return self._extract(lambda b: self.module_.embed_video(b["video"])[0], dataset)
+    def _embed_batch(self, batch: dict) -> torch.Tensor:
+        """``(B, D)`` unit student embeddings (frame average + temporal transformer)."""
+        return self.module_.embed_video(batch["video"])[0]
 
     def teacher_embeddings(self, dataset) -> np.ndarray:
         """``(N, D)`` unit teacher embeddings (frame average of the EMA image tower)."""

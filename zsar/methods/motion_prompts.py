@@ -35,7 +35,6 @@ the shared context only (no per-video shift, no communication).
 from __future__ import annotations
 
 import math
-import os
 from typing import Sequence
 
 import numpy as np
@@ -43,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsar.methods.base import ZeroShotMethod, cross_entropy_and_accuracy
+from zsar.methods.base import ZeroShotMethod, autocast_for, cross_entropy_and_accuracy
 from zsar.models import FrameEncoder, count_parameters, text_embed_dim
 from zsar.text.class_texts import ClassTexts
 from zsar.text.semantic import SemanticSpace
@@ -251,8 +250,11 @@ class MotionPromptsModule(nn.Module):
 
     def forward(self, video: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, T, 3, H, W)`` videos, ``(C, L0)`` class tokens -> ``(B, C)`` logits."""
-        tokens_v, cue = self.video_tokens(video)
-        text = self.class_features(tokens.to(video.device), cue)                  # (G, C, D)
+        return self.score_tokens(*self.video_tokens(video), tokens)
+
+    def score_tokens(self, tokens_v: torch.Tensor, cue: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` from :meth:`video_tokens`' ``(B, T, D)`` tokens and ``(B, W)`` cue: ``(B, C)`` logits."""
+        text = self.class_features(tokens.to(tokens_v.device), cue)              # (G, C, D)
         text = text.expand(tokens_v.shape[0], *text.shape[1:])
         if self.communication is not None:
             tokens_v, text = self.communication(tokens_v, text)
@@ -362,7 +364,7 @@ class MotionPrompts(ZeroShotMethod):
             return self.pretrained is not None
         return bool(self.freeze_backbone)
 
-    def _build_module(self) -> MotionPromptsModule:
+    def _build_module(self, seen_texts: ClassTexts | None = None) -> MotionPromptsModule:
         model, tokenizer = self._build_clip()
         self.backbone_frozen_ = self._resolve_freeze()
         for p in model.parameters():
@@ -378,38 +380,50 @@ class MotionPrompts(ZeroShotMethod):
         self.spaces_.append(self.space_)
         return module
 
-    def fit(self, train_dataset, seen_texts: ClassTexts, run_dir: str | os.PathLike,
-            val_dataset=None) -> "MotionPrompts":
-        """Train the motion block, prompt learner and communication block on the seen classes."""
-        run_dir = self._start_fit(run_dir)
-        self.module_ = self._build_module()
+    def _loss_fn(self, seen_texts: ClassTexts):
         tokens = self.space_.tokenize(seen_texts.texts(self.text_kind))
 
         def loss_fn(module: nn.Module, batch: dict):
             return cross_entropy_and_accuracy(module(batch["video"], tokens), batch["label"])
+        return loss_fn
 
-        eval_fn = self._seen_eval_fn(val_dataset, seen_texts, self._module_scores)
-        self._train(self.module_, loss_fn, train_dataset, run_dir, eval_fn)
-        self.module_.eval()
+    def _after_training(self, train_dataset, seen_texts: ClassTexts) -> None:
         self.total_parameters_ = count_parameters(self.module_)
-        return self._finish_fit(count_parameters(self.module_, trainable_only=True))
 
-    def _module_scores(self, module: MotionPromptsModule, dataset, texts: ClassTexts) -> np.ndarray:
+    def _val_scores(self, module: MotionPromptsModule, dataset, texts: ClassTexts) -> np.ndarray:
         tokens = self.space_.tokenize(texts.texts(self.text_kind)).to(self.device_)
         return self._extract(lambda b: module(b["video"], tokens), dataset)
 
-    def predict_scores(self, dataset, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
+    def video_features(self, dataset) -> dict[str, np.ndarray]:
+        """``{"embedding" (N, D), "tokens" (N, T, D), "cue" (N, W)}``: the visual branch once per video;
+        class texts are prompted per video from the cue in :meth:`scores_from_features`."""
+        self.check_is_fitted()
+        packed = self._extract(lambda b: torch.cat([t.flatten(1) for t in self.module_.video_tokens(b["video"])], -1),
+                               dataset)
+        # (N, T*D + W): the tokens flattened, then the cue (its width is the motion block's)
+        tokens = packed[:, :-self.width].reshape(len(packed), -1, self.space_.dim)
+        embedding = F.normalize(torch.from_numpy(tokens).mean(dim=1), dim=-1).numpy()
+        return {"embedding": embedding, "tokens": tokens, "cue": packed[:, -self.width:]}
+
+    def scores_from_features(self, features: dict[str, np.ndarray], target_texts: ClassTexts,
+                             seen_texts: ClassTexts | None = None) -> np.ndarray:
         """``(N, C)`` logits ``exp(s) * cos(video, class | video)``: per-video prompted class texts.
 
         ``seen_texts`` is not needed (each video is scored against ``target_texts`` only).
         """
         self.check_is_fitted()
-        return self._module_scores(self.module_, dataset, target_texts)
+        class_tokens = self.space_.tokenize(target_texts.texts(self.text_kind)).to(self.device_)
+        step, out = self._eval_batch(), []
+        with torch.no_grad():
+            for i in range(0, len(features["tokens"]), step):
+                tokens_v, cue = (torch.as_tensor(features[k][i:i + step]).to(self.device_) for k in ("tokens", "cue"))
+                with autocast_for(self.amp, self.device_):
+                    out.append(self.module_.score_tokens(tokens_v, cue, class_tokens).float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, len(target_texts.names)), np.float32)
 
-    def video_embeddings(self, dataset) -> np.ndarray:
-        """``(N, D)`` unit embeddings of the visual branch (motion block, before communication)."""
-        self.check_is_fitted()
-        return self._extract(lambda b: self.module_.embed_video(b["video"]), dataset)
+    def _embed_batch(self, batch: dict) -> torch.Tensor:
+        """``(B, D)`` unit embeddings of the visual branch (motion block, before communication)."""
+        return self.module_.embed_video(batch["video"])
 
     def class_prototypes(self, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
         """``(C, D)`` text features with the shared learned context (no per-video shift)."""

@@ -27,7 +27,6 @@ Design (from ``REFERENCE.md``; the paper's exact formulas are not available):
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import torch
@@ -37,7 +36,7 @@ from torch import nn
 from zsar.evaluation.scores import cosine_scores, l2_normalize
 from zsar.methods.base import ZeroShotMethod, dataset_labels, evaluation_view
 from zsar.methods.transfer import TransferResult, relatedness_matrix, semantic_transfer
-from zsar.models import FrameEncoder, count_parameters
+from zsar.models import FrameEncoder
 from zsar.text.class_texts import ClassTexts
 
 TRANSFER_SPACES = ("model", "clip", "minilm", "glove")
@@ -212,7 +211,8 @@ class ResT(ZeroShotMethod):
         if self.prototype_source not in PROTOTYPE_SOURCES:
             raise ValueError(f"prototype_source={self.prototype_source!r}; choose from {PROTOTYPE_SOURCES}")
 
-    def _build_module(self, num_seen: int) -> ResTModule:
+    def _build_module(self, seen_texts: ClassTexts) -> ResTModule:
+        self.seen_texts_ = seen_texts
         model, tokenizer = self._build_clip()
         for name, p in model.named_parameters():
             is_visual = name.startswith("visual.")
@@ -221,10 +221,12 @@ class ResT(ZeroShotMethod):
         # would make DDP fail to find its gradient
         model.logit_scale.requires_grad_(False)
         space = self._text_space("clip", model, tokenizer, trainable=self.train_text)
-        return ResTModule(model, space, num_seen, self.width, self.layers, self.heads,
+        return ResTModule(model, space, len(seen_texts), self.width, self.layers, self.heads,
                           self.max_frames or self.frames, self.joint_dim, self.dropout)
 
-    def _loss_fn(self, texts: list[str]):
+    def _loss_fn(self, seen_texts: ClassTexts):
+        texts = seen_texts.texts(self.text_kind)
+
         def loss_fn(module: nn.Module, batch: dict):
             proto_logits, text_logits, pp, ee = module(batch["video"], texts)
             labels = batch["label"]
@@ -237,22 +239,13 @@ class ResT(ZeroShotMethod):
                           "structure": float(structure.detach()), "acc": float(acc)}
         return loss_fn
 
-    def fit(self, train_dataset, seen_texts: ClassTexts, run_dir: str | os.PathLike, val_dataset=None) -> "ResT":
-        """Train end to end on the seen classes, then compute the seen visual prototypes."""
-        run_dir = self._start_fit(run_dir)
-        self.seen_texts_ = seen_texts
-        self.module_ = self._build_module(len(seen_texts))
-        texts = seen_texts.texts(self.text_kind)
-        eval_fn = self._seen_eval_fn(val_dataset, seen_texts, self._val_scores)
-        self._train(self.module_, self._loss_fn(texts), train_dataset, run_dir, eval_fn)
-        self.module_.eval()
-        trainable = count_parameters(self.module_, trainable_only=True)
-        self.memory_ = self.module_.label_features(texts, grad=False)
+    def _after_training(self, train_dataset, seen_texts: ClassTexts) -> None:
+        """The seen vocabulary as memory, and the seen visual prototypes (learned, or class means)."""
+        self.memory_ = self.module_.label_features(seen_texts.texts(self.text_kind), grad=False)
         if self.prototype_source == "learned":
             self.seen_prototypes_ = F.normalize(self.module_.prototypes.detach().float(), dim=-1).cpu().numpy()
         else:
             self.seen_prototypes_ = self._class_means(evaluation_view(train_dataset), len(seen_texts))
-        return self._finish_fit(trainable)
 
     def _val_scores(self, module: ResTModule, dataset, texts: ClassTexts) -> np.ndarray:
         memory = module.label_features(texts.texts(self.text_kind), grad=False)
@@ -269,12 +262,11 @@ class ResT(ZeroShotMethod):
         return l2_normalize(means)
 
     def _embed(self, dataset) -> np.ndarray:
-        return self._extract(lambda b: self.module_.embed_video(b["video"], self.memory_), dataset)
+        return self._extract(self._embed_batch, dataset)
 
-    def video_embeddings(self, dataset) -> np.ndarray:
-        """``(N, J)`` unit video embeddings (video tokens attend to the seen vocabulary)."""
-        self.check_is_fitted()
-        return self._embed(dataset)
+    def _embed_batch(self, batch: dict) -> torch.Tensor:
+        """``(B, J)`` unit video embeddings (video tokens attend to the seen vocabulary)."""
+        return self.module_.embed_video(batch["video"], self.memory_)
 
     @torch.no_grad()
     def _joint_label_embeddings(self, texts: ClassTexts) -> np.ndarray:
@@ -293,6 +285,34 @@ class ResT(ZeroShotMethod):
         if getattr(self, "relatedness_space_", None) is None:
             self.relatedness_space_ = self._text_space(self.transfer_space, class_texts=False)
         return self.relatedness_space_.encode(strings)
+
+    @torch.no_grad()
+    def label_embeddings(self, texts: ClassTexts, space: str, kind: str) -> np.ndarray:
+        """``(C, E)`` embeddings of ``texts.texts(kind)`` in the fitted model's ``"model"`` (joint) or ``"clip"`` space."""
+        self.check_is_fitted()
+        strings = texts.texts(kind)
+        if space == "model":
+            return self.module_.joint_labels(self.module_.label_features(strings, grad=False)).float().cpu().numpy()
+        if space == "clip":
+            return self.module_.text_space.encode(strings)
+        raise ValueError(f"space={space!r}: only the fitted model's spaces 'model' and 'clip' (the others need no model)")
+
+    def analysis_arrays(self, seen_texts: ClassTexts, unseen_texts: ClassTexts) -> dict[str, np.ndarray]:
+        """What a transfer analysis needs of the fitted model, for the run artefact (test-time texts).
+
+        Returns:
+            ``labels_<space>_<kind>`` ``(S+U, E)`` for the spaces ``model``/``clip`` and the kinds
+            ``name``, ``description`` and the method's own; ``text_prototypes`` ``(S+U, J)`` (joint
+            label embeddings of ``text_kind``); ``relatedness`` and ``transfer_weights`` ``(U, S)``
+            of the transfer the method predicts with.
+        """
+        texts = seen_texts + unseen_texts
+        kinds = dict.fromkeys(("name", "description", self.text_kind, self.transfer_text_kind))
+        arrays = {f"labels_{space}_{kind}": self.label_embeddings(texts, space, kind)
+                  for space in ("model", "clip") for kind in kinds}
+        transfer = self.explain_transfer(unseen_texts)
+        return {**arrays, "text_prototypes": arrays[f"labels_model_{self.text_kind}"],
+                "relatedness": transfer.relatedness, "transfer_weights": transfer.weights}
 
     def explain_transfer(self, target_texts: ClassTexts) -> TransferResult:
         """Semantic transfer of ``target_texts`` from the fitted seen classes (weights included)."""

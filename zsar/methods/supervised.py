@@ -9,8 +9,6 @@ shows how far the zero-shot methods are from what the same architecture reaches 
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from torch import nn
@@ -18,7 +16,7 @@ from torch import nn
 from zsar.evaluation.scores import cosine_scores
 from zsar.methods.base import ZeroShotMethod, cross_entropy_and_accuracy
 from zsar.methods.rest import TemporalTransformer
-from zsar.models import FrameEncoder, count_parameters
+from zsar.models import FrameEncoder
 from zsar.text.class_texts import ClassTexts
 
 
@@ -81,18 +79,15 @@ class Supervised(ZeroShotMethod):
         super().__init__(**kwargs)
         self.width, self.layers, self.heads = width, layers, heads
 
-    def fit(self, train_dataset, seen_texts: ClassTexts, run_dir: str | os.PathLike,
-            val_dataset=None) -> "Supervised":
-        """Train backbone + temporal head + linear classifier with cross-entropy."""
-        run_dir = self._start_fit(run_dir)
+    def _build_module(self, seen_texts: ClassTexts) -> VideoClassifier:
+        """Backbone + temporal head + linear classifier over the fitted classes."""
         self.classes_ = seen_texts
-        self.module_ = build_classifier(self, len(seen_texts), self.width, self.layers, self.heads)
-        eval_fn = self._seen_eval_fn(val_dataset, seen_texts, self._logits)
-        self._train(self.module_, classification_loss, train_dataset, run_dir, eval_fn)
-        self.module_.eval()
-        return self._finish_fit(count_parameters(self.module_, trainable_only=True))
+        return build_classifier(self, len(seen_texts), self.width, self.layers, self.heads)
 
-    def _logits(self, module: VideoClassifier, dataset, texts: ClassTexts | None = None) -> np.ndarray:
+    def _loss_fn(self, seen_texts: ClassTexts):
+        return classification_loss
+
+    def _val_scores(self, module: VideoClassifier, dataset, texts: ClassTexts | None = None) -> np.ndarray:
         return self._extract(lambda b: module(b["video"]), dataset)
 
     def _target_columns(self, target_texts: ClassTexts) -> list[int]:
@@ -102,15 +97,19 @@ class Supervised(ZeroShotMethod):
             raise KeyError(f"the supervised model was not trained on classes {missing}")
         return cols
 
-    def predict_scores(self, dataset, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
-        """``(N, C)`` logits of the target classes (a subset of the trained ones)."""
+    def scores_from_features(self, features: dict[str, np.ndarray], target_texts: ClassTexts,
+                             seen_texts: ClassTexts | None = None) -> np.ndarray:
+        """``(N, C)`` logits of the target classes (a subset of the trained ones): the head on the features."""
         self.check_is_fitted()
-        return self._logits(self.module_, dataset)[:, self._target_columns(target_texts)]
+        head = self.module_.head
+        with torch.no_grad():
+            feats = torch.as_tensor(features["embedding"]).to(head.weight.device)
+            logits = head(feats.to(head.weight.dtype)).float().cpu().numpy()
+        return logits[:, self._target_columns(target_texts)]
 
-    def video_embeddings(self, dataset) -> np.ndarray:
-        """``(N, D)`` pooled features before the linear head."""
-        self.check_is_fitted()
-        return self._extract(lambda b: self.module_.features(b["video"]), dataset)
+    def _embed_batch(self, batch: dict) -> torch.Tensor:
+        """``(B, D)`` pooled features before the linear head."""
+        return self.module_.features(batch["video"])
 
     def class_prototypes(self, target_texts: ClassTexts, seen_texts: ClassTexts | None = None) -> np.ndarray:
         """``(C, D)`` rows of the linear head for the target classes."""

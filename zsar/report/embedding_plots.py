@@ -315,3 +315,52 @@ def accuracy_vs_hubness(series: Mapping[str, tuple[np.ndarray, np.ndarray]], pai
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def unit_attention_figure(clips: Sequence[np.ndarray], row_names: Sequence[str], weights: Mapping[str, np.ndarray],
+                          units: Mapping[str, Sequence[str]], declared: Sequence[Mapping[str, Sequence[str]]],
+                          title: str = ""):
+    """A few clips' frames beside their attention over each group's semantic units.
+
+    Args:
+        clips: per clip ``(F, H, W, 3)`` uint8 frames shown in a row.
+        row_names: one label per clip (e.g. true class and prediction).
+        weights: ``{group: (R, U_g)}`` attention of the clips over the group's units.
+        units: ``{group: unit names}`` (columns of ``weights``); empty groups are left out.
+        declared: per clip ``{group: units of its class}``, marked with a dot.
+
+    Returns:
+        The figure; colours are ``log2(weight x U_g)``, so 0 is uniform attention in every group.
+    """
+    shown = min(len(c) for c in clips)
+    groups = [g for g in units if len(units[g])]
+    ratios = [1.0] * shown + [max(1.2, 0.28 * len(units[g])) for g in groups]
+    fig = plt.figure(figsize=(min(24, 2 + sum(ratios) * 0.9), 1.3 * len(clips) + 2.4))
+    grid = fig.add_gridspec(len(clips), len(ratios), width_ratios=ratios, wspace=0.15, hspace=0.08)
+    for r, clip in enumerate(clips):
+        for c in range(shown):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(clip[c])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(row_names[r], rotation=0, ha="right", va="center", fontsize=8)
+            if r == 0:
+                ax.set_title(f"frame {c + 1}", fontsize=8)
+    ratio = {g: np.log2(np.maximum(weights[g] * len(units[g]), 1e-4)) for g in groups}
+    limit = max(0.05, max(float(np.abs(v).max()) for v in ratio.values()))
+    image = None
+    for j, g in enumerate(groups):
+        ax = fig.add_subplot(grid[:, shown + j])
+        image = ax.imshow(ratio[g], aspect="auto", cmap="PuOr_r", vmin=-limit, vmax=limit)
+        for r in range(len(clips)):
+            for u, unit in enumerate(units[g]):
+                if unit in declared[r].get(g, ()):
+                    ax.plot(u, r, "o", ms=4, mfc="white", mec="black", mew=0.6)
+        ax.set_xticks(range(len(units[g])), units[g], rotation=90, fontsize=7)
+        ax.set_yticks([])
+        ax.set_title(g.replace("_", " "), fontsize=10)
+    if image is not None:
+        fig.colorbar(image, ax=fig.axes, fraction=0.015, pad=0.01, label="log2(attention ÷ uniform)")
+    fig.suptitle(title, y=1.0)
+    return fig

@@ -216,6 +216,17 @@ def write_table(table: PaperTable, folder: str | Path) -> dict[str, Path]:
             "csv": atomic_write_text(folder / f"{table.name}.csv", csv)}
 
 
+def table_record(table: PaperTable, files: Mapping[str, Path]) -> dict:
+    """What a notebook records of a written table: rows, columns, whether every mean is finite
+    (and which cells are missing), the reference rows and the files."""
+    shown = table.display_frame()
+    means = shown.filter(like="_mean")
+    missing = [[r, c.removesuffix("_mean")] for c in means for r in means.index if not np.isfinite(means.at[r, c])]
+    return {"rows": list(shown.index), "columns": list(table.columns), "means_finite": not missing,
+            "missing_cells": missing, "reference_rows": list(table.reference_rows),
+            **{k: str(path) for k, path in files.items()}}
+
+
 def results_tables(results: Sequence[Mapping[str, Any]], run_metrics: Mapping[str, Any],
                    prefix: str = "07_main") -> list[PaperTable]:
     """Results (accuracies in percent, hubness) and cost tables of per-split results.

@@ -164,3 +164,54 @@ def signed_bars(values: pd.Series, title: str = "", xlabel: str = "", scale: flo
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def methods_bar_figure(summary: pd.DataFrame, metrics: Mapping[str, str], zero_shot: Mapping[str, bool],
+                       chance: float | None = None, title: str = "", hubness: str = "s_n10"):
+    """Accuracies of every method as grouped bars (left) and their hubness (right), mean ± std over splits.
+
+    Args:
+        summary: :func:`~zsar.evaluation.tables.summarize` frame (index: method names; ``<m>_mean``
+            / ``<m>_std`` columns, accuracies as fractions).
+        metrics: ``{metric: axis label}`` of the accuracy bars, in order.
+        zero_shot: ``{method name: zero-shot?}``; the others (the ceiling) are grey and hatched.
+        chance: chance top-1 drawn as a dashed line over the first metric, or ``None``.
+        hubness: the column of the right panel (``S_N10``).
+
+    Returns:
+        The figure.
+    """
+    names = list(summary.index)
+    short = {n: n.split(" (")[0] + (" †" if n.endswith("†") and "(" in n else "") for n in names}
+    style = {n: ({"color": PALETTE[i % len(PALETTE)]} if zero_shot[n] else {"color": "#bbbbbb", "hatch": "//"})
+             for i, n in enumerate(names)}
+    fig, (ax, ax_h) = plt.subplots(1, 2, figsize=(min(16, 5 + 1.1 * len(names)), 4.4),
+                                   gridspec_kw={"width_ratios": [3, 1.3]})
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        x = np.arange(len(metrics)) - 0.4 + width * (i + 0.5)
+        means = np.array([summary.at[name, f"{m}_mean"] for m in metrics]) * 100
+        stds = np.array([summary.at[name, f"{m}_std"] for m in metrics]) * 100
+        ax.bar(x, np.nan_to_num(means), width, label=short[name], **style[name])
+        _error_bars(ax, x, means, stds)
+        ax_h.bar(i, summary.at[name, f"{hubness}_mean"], **style[name])
+        _error_bars(ax_h, np.array([i]), np.array([summary.at[name, f"{hubness}_mean"]]),
+                    np.array([summary.at[name, f"{hubness}_std"]]))
+    if chance is not None:
+        ax.hlines(100 * chance, -0.45, 0.45, colors="grey", linestyles="--", lw=1)
+    ax.set_xticks(range(len(metrics)), list(metrics.values()))
+    ax.set_ylabel("accuracy, %")
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncols=min(5, len(names)), loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    ax_h.axhline(0, color="k", lw=0.8)
+    ax_h.set_xticks(range(len(names)), [short[n] for n in names], rotation=60, ha="right", fontsize=8)
+    ax_h.set_ylabel("S_N10 (skewness of N_10)")
+    ax_h.set_title("hubness, lower = fewer hubs")
+    fig.tight_layout()
+    return fig
+
+
+def _error_bars(ax, x: np.ndarray, means: np.ndarray, stds: np.ndarray) -> None:
+    """Black error bars where there is a spread (no caps on a single run or a constant value)."""
+    spread = np.isfinite(stds) & (stds > 1e-9) & np.isfinite(means)
+    ax.errorbar(x[spread], means[spread], yerr=stds[spread], fmt="none", ecolor="k", capsize=2, lw=0.8)

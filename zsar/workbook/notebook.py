@@ -7,13 +7,12 @@ The checks (:func:`check_choice`, :func:`check_range`, :class:`ParameterError`) 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from zsar import paths
 from zsar.experiments.parameters import ParameterError, check_choice, check_range  # noqa: F401
-from zsar.io import atomic_write_json
+from zsar.io import atomic_write_json, atomic_write_text, jsonable
 from zsar.paths import METRICS_FILE
 
 
@@ -31,29 +30,21 @@ def figures_folder(figures_dir: str | Path | None = None) -> Path:
     return folder
 
 
-def _jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays and paths so metrics serialise; NaN/inf become None."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def record_metrics(run_dir: str | Path, metrics: dict[str, Any], merge: bool = True) -> Path:
     """Write ``metrics`` to ``<run_dir>/metrics.json`` atomically (merged with what is there)."""
     path = Path(run_dir) / METRICS_FILE
     current = load_metrics(run_dir) if merge and path.exists() else {}
-    current.update(_jsonable(metrics))
+    current.update(jsonable(metrics))
     return atomic_write_json(path, current)
 
 
 def load_metrics(run_dir: str | Path) -> dict[str, Any]:
     """Read ``<run_dir>/metrics.json``."""
     return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+
+
+def save_results(run_dir: str | Path, markdown: str, payload: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Write ``run_dir/results.md`` and ``run_dir/results.json`` (NaN as ``null``) atomically."""
+    run_dir = Path(run_dir)
+    return (atomic_write_text(run_dir / "results.md", markdown),
+            atomic_write_json(run_dir / "results.json", jsonable(payload)))
