@@ -7,6 +7,8 @@ this module is imported, so ``open_clip.get_model_config`` / ``get_tokenizer`` s
 * ``zsar-ViT-T-16-64``  — tiny ViT (width 192, 4 layers, patch 16) on 64 px frames.
 * ``zsar-ViT-T-16-112`` — the same towers on 112 px frames (7 x 7 patch grid).
 * ``zsar-ViT-S-16``     — width 384, 6 layers, patch 16 on 112 px frames; 77-token text.
+* ``zsar-ViT-T-16-64-minilm``, ``zsar-ViT-T-16-112-minilm``, ``zsar-ViT-S-16-minilm`` — the same
+  image towers with the pretrained all-MiniLM-L6-v2 as text tower (:mod:`zsar.models.language`).
 
 :func:`create_model` is a thin layer over ``open_clip.create_model``: it resolves ``pretrained``
 first (offline-safe, see :mod:`zsar.models.pretrained`) and loads checkpoints itself.
@@ -26,6 +28,7 @@ import torch
 from open_clip.model import get_model_preprocess_cfg, set_model_preprocess_cfg
 from open_clip.transform import merge_preprocess_dict
 
+from zsar.models.language import has_local_text_tower, resolve_local_text_towers, resolve_text_cfg
 from zsar.models.pretrained import load_checkpoint, pretrained_tag, resolve_pretrained
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
@@ -68,6 +71,7 @@ def register_model_configs(folder: str | os.PathLike = MODEL_CONFIG_DIR) -> list
     if folder not in _registered:
         open_clip.add_model_config(folder)
         _registered.add(folder)
+    resolve_local_text_towers()
     return [f.stem for f in files]
 
 
@@ -103,13 +107,18 @@ def get_model_config(model_name: str) -> dict:
         close = difflib.get_close_matches(model_name, list_models(), n=5)
         raise UnknownModelError(f"unknown model {model_name!r}; close names: {close}; "
                                 f"see zsar.models.list_models()")
+    resolve_text_cfg(cfg.get("text_cfg", {}))
     return cfg
 
 
 def create_model(model_name: str, pretrained: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                  precision: str = "fp32", image_size: int | tuple[int, int] | None = None,
-                 cache_dir: str | os.PathLike | None = None, **model_kwargs) -> torch.nn.Module:
+                 cache_dir: str | os.PathLike | None = None, lock_text: bool = False,
+                 **model_kwargs) -> torch.nn.Module:
     """Build an open_clip model, randomly initialised or from pretrained weights, in eval mode.
+
+    A model whose text tower is a bundled pretrained language model (``*-minilm`` configs, see
+    :mod:`zsar.models.language`) starts from that tower's weights, loaded from disk.
 
     Args:
         model_name: any name in :func:`list_models`, e.g. ``"zsar-ViT-T-16-64"``, ``"ViT-B-16"``.
@@ -121,6 +130,8 @@ def create_model(model_name: str, pretrained: str | os.PathLike | None = None, d
         image_size: input side ``S`` (or ``(H, W)``) overriding the config; pretrained
             positional embeddings are interpolated to it.
         cache_dir: download cache for tags.
+        lock_text: freeze the text tower (open_clip's ``lock_text_tower``; a Hugging Face tower
+            keeps its projection trainable), e.g. to keep a pretrained language model as it is.
         **model_kwargs: passed to ``open_clip.create_model`` (e.g. ``force_patch_dropout=0.5``).
 
     Returns:
@@ -131,7 +142,7 @@ def create_model(model_name: str, pretrained: str | os.PathLike | None = None, d
         FileNotFoundError, PretrainedUnavailableError: see :func:`resolve_pretrained` — raised
             before any model is built, and within seconds when offline.
     """
-    get_model_config(model_name)
+    model_cfg = get_model_config(model_name)
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} not supported; choose from {PRECISIONS}")
     checkpoint = resolve_pretrained(model_name, pretrained, cache_dir)
@@ -140,36 +151,57 @@ def create_model(model_name: str, pretrained: str | os.PathLike | None = None, d
     if tag_cfg.get("quick_gelu"):
         # OpenAI weights were trained with QuickGELU; the plain configs would silently differ
         model_kwargs.setdefault("force_quick_gelu", True)
-    # no default tower weights: they would be downloaded (timm / HF towers) and then overwritten
-    with _quiet_random_init_warning():
+    # no default tower weights from the network (timm / HF hub towers); a bundled text tower is on disk
+    local_text = has_local_text_tower(model_cfg)
+    resolve_local_text_towers()
+    with _quiet_random_init_warning(hf=local_text):
         model = open_clip.create_model(model_name, pretrained=None, precision=precision, device=device,
                                        force_image_size=image_size, pretrained_image=False,
-                                       pretrained_text=False, **model_kwargs)
+                                       pretrained_text=local_text, **model_kwargs)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, strict=True)
-    logger.info("created %s (weights: %s)", model_name, checkpoint or "random init")
+    if lock_text:
+        model.lock_text_tower()
+    logger.info("created %s (weights: %s)", model_name,
+                checkpoint or ("bundled text tower, the rest random init" if local_text else "random init"))
     if tag_cfg:
         set_model_preprocess_cfg(model, merge_preprocess_dict(get_model_preprocess_cfg(model), tag_cfg))
     return model.eval()
 
 
 @contextlib.contextmanager
-def _quiet_random_init_warning():
-    # open_clip warns "initialized randomly" on the root logger even when we load weights next
+def _quiet_random_init_warning(hf: bool = False):
+    # open_clip warns "initialized randomly" / "partially" on the root logger even when we load
+    # weights next (or load only the bundled text tower on purpose); transformers reports the
+    # bundled tower's load (its unused pooler) and shows a progress bar
     def drop(record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("No pretrained weights loaded")
+        message = str(record.msg)
+        return not (message.startswith("No pretrained weights loaded") or "initialized partially" in message)
 
     root = logging.getLogger()
     root.addFilter(drop)
+    hf_logging = None
+    if hf:  # only Hugging Face towers need transformers (slow to import)
+        from transformers.utils import logging as hf_logging
+
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         root.removeFilter(drop)
+        if hf_logging is not None:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
 
 
 def get_tokenizer(model_name: str, context_length: int | None = None):
-    """open_clip's tokenizer for ``model_name``: ``tokenizer(texts) -> (N, L)`` int64 tokens."""
+    """open_clip's tokenizer for ``model_name``: ``tokenizer(texts) -> (N, L)`` int64 tokens
+    (a bundled text tower's own tokenizer, from disk)."""
     get_model_config(model_name)
+    resolve_local_text_towers()
     return open_clip.get_tokenizer(model_name, context_length=context_length)
 
 
