@@ -9,6 +9,11 @@ epoch and index); evaluation is deterministic and ignores ``rng``.
   segments, take one frame per segment (random in training, the centre in evaluation).
 * :class:`DenseSampler` (``"dense"``) — ``clip_len`` frames ``frame_interval`` apart from a
   start (random in training, centred in evaluation); ``num_clips`` views are spread evenly.
+* :class:`MMActionSampler` (``"mmaction"``) — the frame indices of mmaction2 0.x
+  ``SampleFrames(clip_len=1, frame_interval=1, num_clips=T)``, the sampling of X-CLIP /
+  ViFi-CLIP-style pipelines: like TSN, but evaluation takes frame ``int(i*n/T + n/(2T))``
+  in float64 as mmaction computes it, training draws from ``n // T``-frame segments, and
+  ``twice_sample`` adds a second evaluation view at the segment starts.
 
 Videos shorter than the sampled span repeat frames rather than index past the end.
 """
@@ -132,11 +137,81 @@ class DenseSampler(FrameSampler):
                 f"num_clips={self.num_clips}, target_fps={self.target_fps})")
 
 
-SAMPLERS = {"tsn": SegmentSampler, "segment": SegmentSampler, "dense": DenseSampler}
+class MMActionSampler(FrameSampler):
+    """mmaction2 0.x ``SampleFrames`` with ``clip_len=1, frame_interval=1, num_clips=T``.
+
+    Reproduces the frame indices of ``SampleFrames._get_test_clips`` (evaluation),
+    ``SampleFrames._get_train_clips`` (training, ``keep_tail_frames=False``) and the
+    ``out_of_bound_opt='loop'`` step of ``SampleFrames.__call__``, in open-mmlab/mmaction2,
+    ``mmaction/datasets/pipelines/loading.py`` (branch 0.x, v0.24.1), with ``start_index=0``
+    (videos). With ``clip_len = frame_interval = 1`` each mmaction "clip" is one frame, so
+    mmaction's ``num_clips`` is our ``num_segments`` (T). For ``n`` frames:
+
+    * evaluation: ``avg = n / T`` (a float); segment ``i`` gives ``int(i * avg + avg / 2.0)``,
+      i.e. ``floor(i*n/T + n/(2T))`` up to float rounding, computed in float64 exactly as
+      mmaction does (for T a power of two that is the exact value; for other T the float
+      result can be one lower, e.g. ``n=6, T=7, i=3`` gives 2, not 3, in mmaction and here).
+      With ``twice_sample`` the T segment starts ``int(i * avg)`` follow the T centred indices.
+      (mmaction's all-zeros branch, ``n <= clip_len - 1``, cannot occur: ``n >= 1``.)
+    * training, ``n >= T``: ``avg = n // T`` (an integer); segment ``i`` gives
+      ``i * avg + u_i``, ``u_i`` uniform in ``[0, avg)`` drawn from ``rng``. The last
+      ``n - T * avg`` frames are never drawn (as in mmaction).
+    * training, ``n < T``: deterministic ``round(i * n / T)`` (numpy's round-half-to-even,
+      ``np.around``), then ``mod n``, so the last index can wrap to frame 0 (``n=4, T=8`` gives
+      ``0 0 1 2 2 2 3 0``). mmaction's branch between these two (sorted random offsets when
+      ``n > max(T, clip_len)``) cannot occur with ``clip_len=1`` since ``n // T == 0`` means
+      ``n < T``; its all-zeros branch needs ``n < clip_len - 1``.
+
+    Every offset goes through ``mod n`` (``'loop'``), then truncation to int, as in mmaction.
+    The random stream differs from mmaction's (``np.random.randint`` on the global legacy
+    state); the distribution is the same.
+
+    Args:
+        num_segments: T, frames per clip (one per segment).
+        twice_sample: evaluation returns two views, ``(2 * T,)``: the T centred indices, then
+            the T segment starts (mmaction's order). Training ignores it, as mmaction does, and
+            returns ``(T,)`` (so ``num_indices`` describes evaluation only).
+
+    Shapes: ``(T,)`` int64, or ``(2 * T,)`` in evaluation with ``twice_sample``; clip-major.
+    """
+
+    def __init__(self, num_segments: int = 8, twice_sample: bool = False):
+        if num_segments < 1:
+            raise ValueError(f"num_segments must be >= 1, got {num_segments}")
+        self.frames_per_clip = self.num_segments = int(num_segments)
+        self.twice_sample = bool(twice_sample)
+        self.num_clips = 2 if self.twice_sample else 1
+
+    def _test_offsets(self, num_frames: int) -> np.ndarray:
+        avg = num_frames / float(self.num_segments)  # (n - clip_len + 1) / T, clip_len = 1
+        starts = np.arange(self.num_segments) * avg  # float64, as mmaction's base_offsets
+        centred = (starts + avg / 2.0).astype(np.int64)  # truncation (all values >= 0)
+        if self.twice_sample:
+            return np.concatenate([centred, starts])  # float; truncated after the loop step
+        return centred
+
+    def _train_offsets(self, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        avg = num_frames // self.num_segments  # integer segment length
+        if avg > 0:
+            return np.arange(self.num_segments) * avg + rng.integers(0, avg, size=self.num_segments)
+        # n < T: evenly spread, rounded half to even; the top value may reach n (wraps below)
+        return np.around(np.arange(self.num_segments) * (num_frames / self.num_segments))
+
+    def _sample(self, num_frames, fps, rng):
+        offsets = self._test_offsets(num_frames) if rng is None else self._train_offsets(num_frames, rng)
+        return np.mod(offsets, num_frames).astype(np.int64)  # out_of_bound_opt='loop'
+
+    def __repr__(self) -> str:
+        return f"MMActionSampler(num_segments={self.num_segments}, twice_sample={self.twice_sample})"
+
+
+SAMPLERS = {"tsn": SegmentSampler, "segment": SegmentSampler, "dense": DenseSampler,
+            "mmaction": MMActionSampler}
 
 
 def make_sampler(name: str, **kwargs) -> FrameSampler:
-    """Build a sampler by name: ``"tsn"``/``"segment"`` or ``"dense"``; kwargs go to its class.
+    """Build a sampler by name: ``"tsn"``/``"segment"``, ``"dense"`` or ``"mmaction"``; kwargs go
+    to its class.
 
     Raises:
         ValueError: unknown name (the message lists the known ones).

@@ -189,6 +189,11 @@ def action_classes() -> tuple[ActionClass, ...]:
     return tuple(classes)
 
 
+def program_from_data(d: dict, where: str = "program") -> MotionProgram:
+    """A :class:`MotionProgram` from data in ``actions.json``'s format (keyframes may use its named poses)."""
+    return _program(d, json.loads(_raw_data())["poses"], where)
+
+
 def extra_program(name: str) -> MotionProgram:
     """A non-class motion from ``actions.json``'s ``extras`` (e.g. ``idle`` for distractor people)."""
     data = json.loads(_raw_data())

@@ -152,18 +152,20 @@ def _pool_context():
     return multiprocessing.get_context("spawn")
 
 
-def _run_pool(root: Path, config: BenchmarkConfig, todo: list, workers: int, progress: bool) -> None:
+def render_in_pool(write_chunk, args: tuple, todo: list, workers: int, progress: bool, desc: str) -> None:
+    """``write_chunk(*args, chunk) -> clips written`` over chunks of ``todo``, in ``workers`` clean processes.
+
+    The output does not depend on ``workers``: every clip is a function of its task alone.
+    """
     chunk = max(1, min(16, len(todo) // (4 * workers)))
     chunks = [todo[i: i + chunk] for i in range(0, len(todo), chunk)]
-    if workers <= 1:
-        with tqdm(total=len(todo), desc="embedded benchmark", unit="clip", disable=not progress) as bar:
+    with tqdm(total=len(todo), desc=desc, unit="clip", disable=not progress) as bar:
+        if workers <= 1:
             for c in chunks:
-                bar.update(_write_clips(str(root), config.to_dict(), c))
-        return
-    with ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_worker_init) as pool:
-        futures = [pool.submit(_write_clips, str(root), config.to_dict(), c) for c in chunks]
-        with tqdm(total=len(todo), desc="embedded benchmark", unit="clip", disable=not progress) as bar:
-            for f in as_completed(futures):
+                bar.update(write_chunk(*args, c))
+            return
+        with ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_worker_init) as pool:
+            for f in as_completed([pool.submit(write_chunk, *args, c) for c in chunks]):
                 bar.update(f.result())
 
 
@@ -196,7 +198,7 @@ def generate_benchmark(root: str | os.PathLike, config: BenchmarkConfig | None =
     plan = planned_clips(config)
     todo = _missing(root, plan)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    _run_pool(root, config, todo, workers, progress)
+    render_in_pool(_write_clips, (str(root), config.to_dict()), todo, workers, progress, "embedded benchmark")
     for name, text in split_files(config).items():
         atomic_write_text(root / "splits" / name, text)
     atomic_write_json(root / "classes.json", [c.to_dict() for c in class_catalog(config.n_classes)])

@@ -89,7 +89,12 @@ def _sample_occluder(rng: np.random.Generator, prob: float) -> dict | None:
 def sample_clip_params(cls: ActionClass, clip_index: int, config: BenchmarkConfig) -> ClipParams:
     """Draw everything random about a clip of ``cls`` (see :class:`ClipParams`)."""
     grng, rng = clip_rngs(config, cls.index, clip_index)
-    prog, scenes = cls.program, cls.units["scenes"]
+    return sample_program_params(cls.program, cls.units["scenes"], grng, rng, config)
+
+
+def sample_program_params(prog: MotionProgram, scenes, grng: np.random.Generator, rng: np.random.Generator,
+                          config: BenchmarkConfig) -> ClipParams:
+    """Everything random about a clip of ``prog`` in one of ``scenes``; ``grng`` draws what a group shares."""
     # the group fixes actor and props; the scene is the group's most of the time, not always
     actor, group_scene = sample_actor(grng), scenes[grng.integers(len(scenes))]
     colours = {o.id: sample_object_colour(o.kind, grng) for o in prog.objects}
