@@ -20,7 +20,7 @@ import pickle
 import socket
 import threading
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -115,13 +115,27 @@ def pretrained_tag(pretrained: str | os.PathLike | None) -> str | None:
     return str(pretrained)
 
 
+_BUILDERS: dict[str, Callable[[str, str], Path]] = {}
+
+
+def register_pretrained_builder(prefix: str, builder: Callable[[str, str], Path]) -> None:
+    """Make tags starting with ``prefix`` resolve through ``builder(model_name, tag) -> checkpoint path``.
+
+    The project's own pretrained models (``zsar-world-*``, registered by
+    :mod:`zsar.experiments.pretrain`) are built offline and cached; such a tag resolves like an
+    open_clip tag, the builder training the model the first time it is asked for.
+    """
+    _BUILDERS[prefix] = builder
+
+
 def resolve_pretrained(model_name: str, pretrained: str | os.PathLike | None,
                        cache_dir: str | os.PathLike | None = None) -> Path | None:
     """Local checkpoint file for ``pretrained`` (``None`` for random init).
 
     Args:
         model_name: open_clip architecture name, e.g. ``"ViT-B-16"``.
-        pretrained: ``None``, a checkpoint path, or an open_clip tag (``"openai"``, ...).
+        pretrained: ``None``, a checkpoint path, an open_clip tag (``"openai"``, ...) or a tag of a
+            registered builder (:func:`register_pretrained_builder`, e.g. ``"zsar-world-open"``).
         cache_dir: download cache (open_clip's ``cache_dir``); default Hugging Face / ``~/.cache/clip``.
 
     Raises:
@@ -136,6 +150,9 @@ def resolve_pretrained(model_name: str, pretrained: str | os.PathLike | None,
     if looks_like_path(pretrained):
         raise FileNotFoundError(f"checkpoint for model {model_name!r} not found: {os.fspath(pretrained)}")
     tag = str(pretrained)
+    for prefix, builder in _BUILDERS.items():
+        if tag.startswith(prefix):
+            return Path(builder(model_name, tag))
     tag_cfg = open_clip.get_pretrained_cfg(model_name, tag)
     if not tag_cfg:
         known = open_clip.list_pretrained_tags_by_model(model_name)

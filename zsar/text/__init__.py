@@ -7,23 +7,10 @@
 The CLIP text tower is a space of a model (:class:`zsar.models.ClipTextSpace`); this layer imports no model.
 """
 
-from zsar.text.class_texts import (
-                                   TEXT_KINDS,
-                                   UNIT_GROUPS,
-                                   ClassTexts,
-                                   LeakageError,
-                                   check_no_leaks,
-                                   find_leaks,
-                                   forbidden_strings,
-)
-from zsar.text.semantic import (
-                                   SEMANTIC_SPACES,
-                                   GloVeSpace,
-                                   MiniLMSpace,
-                                   SemanticSpace,
-                                   cosine_similarity_matrix,
-                                   get_semantic_space,
-)
+from zsar.text.class_texts import (TEXT_KINDS, UNIT_GROUPS, ClassTexts, LeakageError, check_no_leaks, find_leaks,
+                                   forbidden_strings)
+from zsar.text.semantic import (SEMANTIC_SPACES, GloVeSpace, MiniLMSpace, SemanticSpace, cosine_similarity_matrix,
+                                get_semantic_space)
 
 __all__ = [
     "SEMANTIC_SPACES",
