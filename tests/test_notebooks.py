@@ -51,6 +51,21 @@ def test_every_notebook_has_one_parameters_cell_and_no_outputs():
         assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
+def test_00_pretraining_metrics(smoke_runs):
+    m = _metrics(smoke_runs, "00_pretraining")
+    assert m["preset"] == "smoke" and m["regimes"] == ["open", "disjoint"]
+    assert m["tags"] == {"open": "zsar-world-open-smoke", "disjoint": "zsar-world-disjoint-smoke"}
+    for regime, p in m["pretraining"].items():
+        assert p["n_train"] + p["retrieval"]["n"] == p["n_clips"] and len(p["loss"]) == p["epochs"] == 1
+        assert _finite(p["loss"][0]) and 0 <= p["retrieval"]["r1"] <= p["retrieval"]["r5"] <= 1, regime
+        assert p["retrieval"]["chance_r1"] == 1 / p["retrieval"]["n"]
+    # frozen zero-shot of both world models and of the random-init backbone, names and descriptions
+    assert set(m["zero_shot"]) == {f"{model} / {kind}" for model in ("world (open)", "world (disjoint)", "random init")
+                                   for kind in ("name", "description")}
+    assert all(0 <= v["mean"] <= 1 for v in m["zero_shot"].values()) and m["n_splits"] == 2
+    _figures_exist(smoke_runs, m["figures"], ["00_corpus_examples.png", "00_pretraining_loss.png"])
+
+
 def test_01_data_prep_metrics(smoke_runs):
     m = _metrics(smoke_runs, "01_data_prep")
     assert m["n_classes"] >= 48
