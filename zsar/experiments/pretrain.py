@@ -37,7 +37,8 @@ from zsar.io import atomic_write_json
 from zsar.models import FrameEncoder, create_model, frame_average, get_tokenizer, save_checkpoint
 from zsar.models.preprocess import video_pipeline
 from zsar.models.pretrained import register_pretrained_builder
-from zsar.training import LoaderFactory, OptimConfig, extract_features, fit, init_distributed, is_main_process
+from zsar.training import (LoaderFactory, OptimConfig, extract_features, fit, init_distributed, is_main_process,
+                           rank, world_size)
 
 WORLD_PREFIX = "zsar-world-"
 """Tags of the project's pretrained world models: ``zsar-world-<regime>[-<preset>]``."""
@@ -166,7 +167,8 @@ class VideoCaptionCLIP(nn.Module):
 
 
 def _clip_loss_fn():
-    loss = ClipLoss(gather_with_grad=True)
+    # under torchrun every rank's clips are negatives for every caption (gathered with their gradients)
+    loss = ClipLoss(gather_with_grad=True, rank=rank(), world_size=world_size())
 
     def loss_fn(module: nn.Module, batch: dict):
         video, text, scale = module(batch["video"], batch["caption"])
