@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import zsar.models as zm
+from zsar.data.embedded.corpus import generate_corpus, load_corpus
 from zsar.experiments import pretrain as pretrain_module
 from zsar.experiments.pretrain import (
     PRESETS,
@@ -40,7 +41,7 @@ def test_world_tags_name_a_regime_and_a_preset():
     for bad in ("zsar-world-web", "zsar-world-open-huge", "openai"):
         with pytest.raises(ValueError, match="regime must be open or disjoint|not a world model tag"):
             parse_world_tag(bad)
-    assert world_checkpoint(BACKBONE, TINY) != world_checkpoint(BACKBONE, TINY.__class__(regime="open"))
+    assert world_checkpoint(BACKBONE, TINY) != world_checkpoint(BACKBONE, PretrainConfig(regime="open"))
     assert world_checkpoint(BACKBONE, TINY).name.startswith("zsar-world-disjoint-")
 
 
@@ -55,10 +56,17 @@ def test_pretraining_writes_an_open_clip_checkpoint_and_its_record(tmp_path):
     assert torch.equal(model.logit_scale.detach(), torch.load(out, map_location="cpu")["state_dict"]["logit_scale"])
 
 
-def test_training_samples_draw_among_a_clips_captions():
-    clips = [{"clip_id": "a", "video": "/nonexistent/a.mp4", "captions": ["one", "two", "three"]}]
-    data = CaptionedClips(clips, BACKBONE, 2, train=True)
-    assert data.captions == [["one", "two", "three"]] and len(data) == 1
+def test_training_samples_draw_among_a_clips_captions_and_evaluation_takes_the_first(tmp_path):
+    clips = load_corpus(generate_corpus(tmp_path / "corpus", TINY.corpus(), workers=1, progress=False))[:4]
+    train, evaluation = (CaptionedClips(clips, BACKBONE, 2, train=t) for t in (True, False))
+    drawn = []
+    for epoch in range(6):
+        train.set_epoch(epoch)
+        drawn.append([train[i]["caption"] for i in range(len(clips))])
+        assert [evaluation[i]["caption"] for i in range(len(clips))] == [c["captions"][0] for c in clips]
+    for i, clip in enumerate(clips):
+        assert {d[i] for d in drawn} <= set(clip["captions"]) and len({d[i] for d in drawn}) > 1
+    assert train[0]["video"].shape == (2, 3, 64, 64)
 
 
 def test_a_world_tag_resolves_through_create_model_and_is_built_once(monkeypatch):

@@ -15,6 +15,7 @@ builds it here first (this module registers the builder with :mod:`zsar.models.p
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -79,8 +80,6 @@ class PretrainConfig:
 
     def fingerprint(self, backbone: str) -> str:
         """What names a world checkpoint: this config, the corpus fingerprint and the backbone."""
-        import hashlib
-
         d = {**dataclasses.asdict(self), "corpus": self.corpus().fingerprint(), "backbone": backbone}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

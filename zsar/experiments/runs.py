@@ -244,7 +244,7 @@ def evaluate_split(method, data: SplitData, make: DatasetFactory, config: dict, 
     videos over the unseen classes, from the same encoded features as the GZSL scores.
     """
     seen, classes = data.seen_texts, data.seen_texts + data.unseen_texts
-    with_gzsl = data.gzsl_test is not None and bool(config.get("gzsl", True))
+    with_gzsl = data.gzsl_test is not None  # build_split_data makes it only for a GZSL run
     videos, role, offset = ((data.gzsl_test, "gzsl_test", 0) if with_gzsl
                             else (data.unseen_test, "unseen_test", len(seen)))
     features = method.video_features(make(videos, role))

