@@ -209,7 +209,7 @@ def test_make_sampler_mmaction():
     twice = make_sampler("MMAction", num_segments=16, twice_sample=True)
     assert twice.num_clips == 2 and twice.frames_per_clip == 16 and twice(100).shape == (32,)
     assert repr(twice) == "MMActionSampler(num_segments=16, twice_sample=True)"
-    with pytest.raises(ValueError, match=r"unknown sampler 'x'.*\['dense', 'mmaction', 'segment', 'tsn'\]"):
+    with pytest.raises(ValueError, match=r"unknown sampler 'x'.*\['actionclip', 'dense', 'mmaction', 'segment', 'tsn'\]"):
         make_sampler("x")
     with pytest.raises(ValueError):
         MMActionSampler(0)

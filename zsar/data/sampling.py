@@ -14,6 +14,8 @@ epoch and index); evaluation is deterministic and ignores ``rng``.
   ViFi-CLIP-style pipelines: like TSN, but evaluation takes frame ``int(i*n/T + n/(2T))``
   in float64 as mmaction computes it, training draws from ``n // T``-frame segments, and
   ``twice_sample`` adds a second evaluation view at the segment starts.
+* :class:`ActionCLIPSampler` (``"actionclip"``) — ActionCLIP's segment centres
+  ``int(i*n/T + (n/T - 1)/2)`` (one frame lower than mmaction's on many lengths).
 
 Videos shorter than the sampled span repeat frames rather than index past the end.
 """
@@ -205,13 +207,52 @@ class MMActionSampler(FrameSampler):
         return f"MMActionSampler(num_segments={self.num_segments}, twice_sample={self.twice_sample})"
 
 
+class ActionCLIPSampler(FrameSampler):
+    """ActionCLIP's segment sampling (``Action_DATASETS`` with ``new_length=1``, ``loop=False``).
+
+    Reproduces ``_get_val_indices`` (evaluation) and ``_sample_indices`` (training) of
+    sallymmx/ActionCLIP ``datasets/datasets.py`` (commit a06b48d), 0-based (ActionCLIP adds
+    ``index_bias=1`` to name 1-based frame images; a video's frame ``k`` is its image ``k + 1``).
+    For ``n`` frames and ``T`` segments:
+
+    * evaluation: ``T == 1`` gives ``n // 2``; ``n <= T`` gives ``i * n // T``; otherwise
+      ``int(i * n / T + (n / T - 1) / 2)`` (the segment centre, truncated, in float64).
+    * training, ``n > T``: segment ``i`` spans ``[i * n // T, (i + 1) * n // T)`` and one frame
+      is drawn uniformly in it; ``n <= T``: every frame once plus ``T - n`` uniform draws, sorted.
+
+    Shapes: ``(T,)`` int64.
+    """
+
+    def __init__(self, num_segments: int = 8):
+        if num_segments < 1:
+            raise ValueError(f"num_segments must be >= 1, got {num_segments}")
+        self.frames_per_clip = self.num_segments = int(num_segments)
+        self.num_clips = 1
+
+    def _sample(self, num_frames, fps, rng):
+        n, t = num_frames, self.num_segments
+        if rng is not None:
+            if n <= t:
+                return np.sort(np.concatenate([np.arange(n), rng.integers(0, n, size=t - n)]))
+            ticks = np.arange(t + 1) * n // t
+            return ticks[:-1] + rng.integers(0, ticks[1:] - ticks[:-1])
+        if t == 1:
+            return np.array([n // 2])
+        if n <= t:
+            return np.arange(t) * n // t
+        return (np.arange(t) * n / t + (n / t - 1) / 2.0).astype(np.int64)
+
+    def __repr__(self) -> str:
+        return f"ActionCLIPSampler(num_segments={self.num_segments})"
+
+
 SAMPLERS = {"tsn": SegmentSampler, "segment": SegmentSampler, "dense": DenseSampler,
-            "mmaction": MMActionSampler}
+            "mmaction": MMActionSampler, "actionclip": ActionCLIPSampler}
 
 
 def make_sampler(name: str, **kwargs) -> FrameSampler:
-    """Build a sampler by name: ``"tsn"``/``"segment"``, ``"dense"`` or ``"mmaction"``; kwargs go
-    to its class.
+    """Build a sampler by name: ``"tsn"``/``"segment"``, ``"dense"``, ``"mmaction"`` or
+    ``"actionclip"``; kwargs go to its class.
 
     Raises:
         ValueError: unknown name (the message lists the known ones).

@@ -50,6 +50,11 @@ class ClipVideoTransform:
         scale: area range of the random crop (open_clip's training default ``(0.9, 1.0)``).
         ratio: aspect-ratio range of the random crop.
         hflip: probability of a horizontal flip in training (open_clip uses none).
+        crops: evaluation crops: 1 (centre) or 3 (mmaction's ``ThreeCrop``: after the resize,
+            squares at offsets ``0, step, 2 * step`` along the longer side, ``step = (L - S) // 2``);
+            with 3 the output is ``(3 * T, 3, S, S)``, crop-major.
+        short_side: evaluation with one crop: resize the shorter side to this (default ``S``),
+            then take the centre ``S x S`` (e.g. 256 then 224, mmaction's test pipeline).
 
     Call as ``transform(frames, rng=None)``; ``rng`` (``numpy.random.Generator``) drives the
     training randomness, so a dataset can make each sample reproducible.
@@ -57,8 +62,12 @@ class ClipVideoTransform:
 
     def __init__(self, cfg: ClipPreprocessConfig, train: bool = False,
                  scale: tuple[float, float] = (0.9, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                 hflip: float = 0.0):
+                 hflip: float = 0.0, crops: int = 1, short_side: int | None = None):
+        if crops not in (1, 3) or (crops == 3 and (train or cfg.resize_mode != "shortest")):
+            raise ValueError(f"crops={crops}: 1, or 3 in evaluation with resize_mode 'shortest'")
         self.cfg, self.train, self.scale, self.ratio, self.hflip = cfg, train, scale, ratio, hflip
+        self.crops = crops
+        self.short_side = short_side
         self._mean = torch.tensor(cfg.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(cfg.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
         self._interp = INTERPOLATIONS[cfg.interpolation]
@@ -71,7 +80,7 @@ class ClipVideoTransform:
             rng: randomness for training; a fresh unseeded Generator if omitted.
 
         Returns:
-            ``(T, 3, S, S)`` float32, normalised.
+            ``(T, 3, S, S)`` float32, normalised (``(3 * T, 3, S, S)`` with three crops).
         """
         x = torch.as_tensor(np.asarray(frames) if not torch.is_tensor(frames) else frames)
         if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
@@ -86,13 +95,32 @@ class ClipVideoTransform:
                 x = x.flip(-1)
         elif self.cfg.resize_mode == "squash":
             x = TF.resize(x, [s, s], self._interp, antialias=True)
+        elif self.crops == 3:
+            x = three_crop(TF.resize(x, s, self._interp, antialias=True), s)
         else:
             # uint8 in, uint8 out: rounds and clamps like PIL, and is ~10x faster than float
-            x = TF.center_crop(TF.resize(x, s, self._interp, antialias=True), [s, s])
+            x = TF.center_crop(TF.resize(x, self.short_side or s, self._interp, antialias=True), [s, s])
         return (x.float() - self._mean) / self._std
 
     def __repr__(self) -> str:
-        return f"ClipVideoTransform({self.cfg}, train={self.train})"
+        crops = f", crops={self.crops}" if self.crops != 1 else ""
+        short = f", short_side={self.short_side}" if self.short_side else ""
+        return f"ClipVideoTransform({self.cfg}, train={self.train}{crops}{short})"
+
+
+def three_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``(T, C, H, W)`` -> ``(3 * T, C, size, size)``: mmaction's ``ThreeCrop`` positions, crop-major.
+
+    Along the longer side the crops start at ``0, step, 2 * step`` with ``step = (L - size) // 2``
+    (the shorter side must equal ``size``, centred otherwise).
+    """
+    h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    if w >= h:
+        boxes = [(top, i * left) for i in range(3)]
+    else:
+        boxes = [(i * top, left) for i in range(3)]
+    return torch.cat([x[..., t:t + size, l_:l_ + size] for t, l_ in boxes])
 
 
 def random_resized_crop_params(height: int, width: int, scale: tuple[float, float],

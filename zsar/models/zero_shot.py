@@ -52,7 +52,17 @@ def build_zero_shot_classifier(model_or_space, tokenizer, classnames: Sequence[s
     Returns:
         ``(D, C)`` float32 tensor with unit-norm columns (on the model's device; CPU for a space).
     """
-    per_class = build_prompts(classnames, templates, descriptions)
+    return prompt_classifier(model_or_space, tokenizer, build_prompts(classnames, templates, descriptions), batch_size)
+
+
+def prompt_classifier(model_or_space, tokenizer, per_class: Sequence[Sequence[str]], batch_size: int = 256) -> torch.Tensor:
+    """``(D, C)`` unit-norm class vectors from ``C`` lists of prompt strings (ragged allowed).
+
+    Each prompt is embedded and L2-normalised; a class's vector is the renormalised mean of its
+    prompts' (CLIP's prompt ensembling). See :func:`build_zero_shot_classifier` for the arguments.
+    """
+    if not len(per_class) or any(not len(p) for p in per_class):
+        raise ValueError("every class needs at least one prompt")
     flat = [p for prompts in per_class for p in prompts]
     feats = _embed_prompts(model_or_space, tokenizer, flat, batch_size)
     counts = torch.tensor([len(p) for p in per_class], device=feats.device)
