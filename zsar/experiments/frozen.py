@@ -34,10 +34,13 @@ def frozen_zero_shot(backbone: str, pretrained: str | None, source: DataSource, 
             filled into the CLIP video templates, descriptions used as they are).
 
     Returns:
-        One row per (split, text kind): ``{"split", "text_kind", "top1", "chance", "n_videos"}``.
+        One row per (split, text kind): ``{"split", "text_kind", "top1", "top1_testlist", "chance",
+        "n_videos"}``; ``top1_testlist`` counts only the unseen classes' test-list videos, the
+        videos the supervised ceiling is tested on.
     """
     make = default_dataset_factory(backbone, frames, 0, pretrained, frame_cache=frame_cache)
     rows, embeddings, labels = [], None, np.asarray(source.videos.labels)
+    in_test = np.array([r.video_id in source.test_ids for r in source.videos.records], dtype=bool)
     with tempfile.TemporaryDirectory(prefix="zsar_frozen_") as work:
         for kind in text_kinds:
             method = FrameAverage(backbone=backbone, pretrained=pretrained, frames=frames, text_kind=kind,
@@ -46,17 +49,20 @@ def frozen_zero_shot(backbone: str, pretrained: str | None, source: DataSource, 
             if embeddings is None:  # one frozen image tower for every kind: encode the videos once
                 embeddings = method.video_embeddings(make(source.videos, "unseen_test"))
             prototypes = method.class_prototypes(source.texts)  # (C, D): every class once per kind
-            rows += [_split_row(split, kind, embeddings, labels, prototypes) for split in splits]
+            rows += [_split_row(split, kind, embeddings, labels, prototypes, in_test) for split in splits]
     return rows
 
 
 def _split_row(split: ZeroShotSplit, kind: str, embeddings: np.ndarray, labels: np.ndarray,
-               prototypes: np.ndarray) -> dict:
-    """Top-1 of one split: the videos of its unseen classes against its unseen classes' prototypes."""
+               prototypes: np.ndarray, in_test: np.ndarray) -> dict:
+    """Top-1 of one split: the videos of its unseen classes against its unseen classes' prototypes
+    (``in_test``: ``(N,)`` bool, the videos of the official test list)."""
     unseen = np.asarray(split.unseen)
     mask = np.isin(labels, unseen)
     position = {int(c): i for i, c in enumerate(unseen)}
     truth = np.array([position[int(c)] for c in labels[mask]])
     scores = cosine_scores(embeddings[mask], prototypes[unseen])
-    return {"split": split.name, "text_kind": kind, "top1": top1_accuracy(scores, truth), "chance": 1.0 / len(unseen),
-            "n_videos": int(mask.sum())}
+    test = in_test[mask]
+    top1_test = top1_accuracy(scores[test], truth[test]) if test.any() else float("nan")
+    return {"split": split.name, "text_kind": kind, "top1": top1_accuracy(scores, truth), "top1_testlist": top1_test,
+            "chance": 1.0 / len(unseen), "n_videos": int(mask.sum())}
