@@ -4,7 +4,7 @@ Every ``import`` and ``from ... import`` of every ``zsar/**/*.py`` is read with 
 including imports inside functions and under ``TYPE_CHECKING``, so a lazy import cannot hide an
 upward edge or a cycle. Layers, ground floor first::
 
-    io / paths / seed -> hubness -> text -> data -> training -> models -> evaluation
+    io / paths / seed / progress -> hubness -> text -> data -> training -> models -> evaluation
     -> methods -> experiments (with the command module evaluate) -> report -> workbook
 
 A module may import its own layer and any layer below it, never one above.
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "zsar"
-LAYERS = (("io", "paths", "seed"), ("hubness",), ("text",), ("data",), ("training",), ("models",), ("evaluation",),
+LAYERS = (("io", "paths", "seed", "progress"), ("hubness",), ("text",), ("data",), ("training",), ("models",), ("evaluation",),
           ("methods",), ("experiments", "evaluate"), ("report",), ("workbook",))
 FLOOR = {room: floor for floor, rooms in enumerate(LAYERS) for room in rooms}
 

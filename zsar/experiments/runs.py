@@ -47,6 +47,7 @@ from zsar.experiments.split_data import (
 )
 from zsar.io import atomic_write_json, link_or_copy
 from zsar.methods import METHODS, check_no_leaks, make_method
+from zsar.progress import emit
 
 METRIC_KEYS = ("top1", "top5", "mean_class_acc", "top1_testlist", "gzsl_seen", "gzsl_unseen", "gzsl_harmonic",
                "pair_acc", "pair_videos", "train_time_s", "predict_time_s", "trainable_params")
@@ -216,7 +217,9 @@ def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.
     source = data_root if isinstance(data_root, DataSource) else load_embedded_source(data_root)
     method, config, done = _prepare_split(method_name, method_kwargs, source, split, run_dir, seed, gzsl,
                                           val_fraction, resume, reuse_dir)
+    emit("split", method=method_name, split=split.name or "split", state="start")
     if done is not None:
+        emit("split", method=method_name, split=split.name or "split", state="done")
         return done
     # the supervised ceiling's fit does not depend on the split: trained once, shared by every split
     fit_dir = run_dir if method.is_zero_shot else run_dir.parent / SHARED_FIT_DIR
@@ -233,6 +236,7 @@ def run_split(method_name: str, method_kwargs: dict | None, data_root: str | os.
               "config": config}
     artifact.write(run_dir)  # before metrics.json, which marks the run finished
     atomic_write_json(run_dir / "metrics.json", result)
+    emit("split", method=method_name, split=split.name or "split", state="done")
     return result
 
 
@@ -301,6 +305,7 @@ def run_splits(method_name: str, method_kwargs: dict | None, data_root: str | os
         splits = random_class_splits(len(source.texts), n_splits, seed=seed)
     jobs = [(method_name, method_kwargs, source, split, Path(run_root) / method_name / split.name)
             for split in named_splits(splits)]
+    emit("splits", method=method_name, total=len(jobs))
     fn = (functools.partial(run_split, seed=seed, **kwargs) if reuse_root is None
           else functools.partial(_run_split_reusing, reuse_root=Path(reuse_root), seed=seed, **kwargs))
     desc = f"{method_name} splits"

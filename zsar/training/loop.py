@@ -35,6 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from zsar.io import link_or_copy
+from zsar.progress import emit
 from zsar.seed import seed_everything
 from zsar.training import distributed as dist_utils
 from zsar.training.checkpoint import (capture_rng_states, checkpoint_path, latest_checkpoint,
@@ -379,6 +380,8 @@ class Trainer:
             last = self._save(epoch, improved)
             epochs.set_postfix(loss=f"{row['train_loss']:.4f}")
             log.info("epoch %d: %s", epoch, self.history_[-1])
+            if dist_utils.is_main_process():
+                emit("epoch", epoch=epoch + 1, epochs=self.epochs, run=str(self.run_dir))
         epochs.close()
         if last is None:  # resumed from the final checkpoint: nothing left to train
             last = checkpoint_path(self.checkpoint_dir_, self.epochs - 1)

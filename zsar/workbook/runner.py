@@ -8,14 +8,17 @@ Usage::
 
 Each notebook runs with ``OUTPUT_DIR=<runs>/<notebook>`` and ``FIGURES_DIR=<figures>``; the
 executed copy is saved beside its ``metrics.json``. ``<runs>/summary.md`` and ``summary.json``
-gather every notebook's metrics.
+gather every notebook's metrics; ``<runs>/report/index.html`` links every executed notebook
+rendered to HTML, with the summary and the figures (``--no-report`` skips it).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,9 @@ from typing import Any
 from zsar import paths
 from zsar.io import atomic_write_json, atomic_write_text
 from zsar.paths import METRICS_FILE
+from zsar.progress import ENV as PROGRESS_ENV
+from zsar.workbook.html_report import write_report
+from zsar.workbook.monitor import ProgressMonitor, Timings, format_duration
 
 
 def list_notebooks(folder: Path | None = None) -> list[Path]:
@@ -49,6 +55,75 @@ def run_notebook(notebook: Path, runs_dir: Path, figures_dir: Path, parameters: 
                         kernel_name=kernel_name, cwd=str(notebook.parent), log_output=log_output,
                         progress_bar=False)
     return run_dir
+
+
+def timing_mode(args: argparse.Namespace) -> str:
+    """What earlier wall times are comparable with this run: smoke or full, and the ``-p`` parameters."""
+    extra = "".join(f" {name}={value}" for name, value in sorted(args.parameter))
+    return ("smoke" if args.smoke else "full") + extra
+
+
+def run_in_order(notebooks: list[Path], runs_dir: Path, figures_dir: Path, params: dict[str, Any],
+                 log_output: bool, mode: str) -> tuple[dict[str, float], str | None]:
+    """Run ``notebooks`` in order, printing progress; stop at the first that fails.
+
+    While a notebook runs, ``$ZSAR_PROGRESS_FILE`` points at ``<runs>/<stem>/progress.jsonl`` and a
+    :class:`~zsar.workbook.monitor.ProgressMonitor` prints what it reports (method, split, epoch)
+    with the elapsed time and an estimate of what is left from earlier runs of the same ``mode``.
+
+    Returns:
+        ``({stem: wall seconds}, stem of the failed notebook or None)``.
+    """
+    timings: dict[str, float] = {}
+    book, start_all = Timings(mode), time.time()
+    stems = [nb.stem for nb in notebooks]
+    for i, nb in enumerate(notebooks):
+        label, remaining = f"{nb.stem} ({i + 1}/{len(notebooks)})", stems[i + 1:]
+        print(f"[zsar.workbook] {label} starting | total {format_duration(time.time() - start_all)} | "
+              f"left {book.left(remaining, nb.stem)}", flush=True)
+        events = runs_dir / nb.stem / "progress.jsonl"
+        events.parent.mkdir(parents=True, exist_ok=True)
+        events.unlink(missing_ok=True)
+        start = time.perf_counter()
+        try:
+            with _environment(PROGRESS_ENV, str(events)), ProgressMonitor(
+                    events, label, start_all, lambda elapsed, stem=nb.stem, rest=remaining: book.left(rest, stem, elapsed)):
+                run_notebook(nb, runs_dir, figures_dir, params, log_output=log_output)
+        except Exception as err:  # papermill's PapermillExecutionError names the failing cell
+            timings[nb.stem] = time.perf_counter() - start
+            print(f"[zsar.workbook] {nb.name} FAILED after {format_duration(timings[nb.stem])}: "
+                  f"{str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}\n"
+                  f"[zsar.workbook] the executed notebook with the error: {runs_dir / nb.stem / nb.name}", flush=True)
+            return timings, nb.stem
+        timings[nb.stem] = time.perf_counter() - start
+        book.record(nb.stem, timings[nb.stem])
+        print(f"[zsar.workbook] {nb.name} done in {format_duration(timings[nb.stem])}", flush=True)
+    return timings, None
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    """``os.environ[name] = value`` inside the block (the kernel papermill starts inherits it)."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def closing_words(runs_dir: Path, figures_dir: Path) -> str:
+    """The last lines of a run: the main results table (notebook 06's) and where the figures are."""
+    lines = []
+    table = runs_dir / "06_methods" / "results.md"
+    if table.is_file():
+        lines += ["[zsar.workbook] main results (notebook 06, " + str(table) + "):", table.read_text().strip()]
+    figures = sorted(figures_dir.glob("*.png")) if figures_dir.is_dir() else []
+    lines.append(f"[zsar.workbook] {len(figures)} figure(s) in {figures_dir}")
+    return "\n".join(lines)
 
 
 def summarise(runs_dir: Path, notebooks: list[Path], timings: dict[str, float]) -> dict[str, Any]:
@@ -117,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures-dir", type=Path, default=None, help="default: <root>/figures")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     parser.add_argument("--log-output", action="store_true", help="stream cell output to the terminal")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report <runs>/report/index.html")
     args = parser.parse_args(argv)
 
     runs_dir = (args.runs_dir or paths.runs_dir()).resolve()
@@ -129,16 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.only is None:  # a whole-workbook run regenerates figures/ from scratch: no stale figure survives
         removed = clear_figures(figures_dir)
         print(f"[zsar.workbook] removed {removed} old figure file(s) from {figures_dir}", flush=True)
-    timings: dict[str, float] = {}
-    for nb in notebooks:
-        start = time.perf_counter()
-        print(f"[zsar.workbook] running {nb.name} ...", flush=True)
-        run_notebook(nb, runs_dir, figures_dir, params, log_output=args.log_output)
-        timings[nb.stem] = time.perf_counter() - start
-        print(f"[zsar.workbook] {nb.name} done in {timings[nb.stem]:.0f} s", flush=True)
+    timings, failed = run_in_order(notebooks, runs_dir, figures_dir, params, args.log_output, timing_mode(args))
     summarise(runs_dir, notebooks, timings)
-    print(f"[zsar.workbook] summary: {runs_dir / 'summary.md'}")
-    return 0
+    print(f"[zsar.workbook] summary: {runs_dir / 'summary.md'}", flush=True)
+    if not args.no_report:  # every workbook notebook: those not run now show their earlier run, or as missing
+        report = write_report(runs_dir, figures_dir, list_notebooks(), timings)
+        print(f"[zsar.workbook] report: {report}", flush=True)
+    print(closing_words(runs_dir, figures_dir), flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
