@@ -202,3 +202,24 @@ def test_params_round_trip_and_bad_values(tmp_path):
             MotionPrompts(**{**TINY, **bad}).fit(None, None, tmp_path)
     with pytest.raises(ValueError, match="n_prompts=40"):
         MotionPrompts(**{**TINY, "n_prompts": 40}).fit([0], None, tmp_path)
+
+
+def test_prompted_encoder_on_the_minilm_tower():
+    """A Hugging Face text tower: no prompts is its encode_text; prompts are attended and learnable."""
+    from zsar.methods.motion_prompts import context_length, token_embedding
+
+    name = "zsar-ViT-T-16-64-minilm"
+    model, tokenizer = create_model(name, None), get_tokenizer(name)
+    width = token_embedding(model).embedding_dim
+    tokens = tokenizer(TEXTS)
+    with torch.no_grad():
+        ours = encode_prompted_text(model, torch.zeros(1, 0, width), tokens)
+        ref = F.normalize(model.encode_text(tokens), dim=-1)
+    torch.testing.assert_close(ours[0], ref, atol=1e-5, rtol=1e-5)
+    p = 3
+    short = tokenizer(TEXTS, context_length=context_length(model, tokenizer) - p)
+    prompts = (torch.randn(2, p, width, generator=torch.Generator().manual_seed(1)) * 0.05).requires_grad_()
+    feats = encode_prompted_text(model, prompts, short)
+    assert feats.shape == (2, len(TEXTS), ref.shape[1]) and not torch.allclose(feats[0], feats[1])
+    feats.sum().backward()
+    assert prompts.grad is not None and prompts.grad.abs().sum() > 0

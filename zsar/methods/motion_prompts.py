@@ -51,11 +51,32 @@ MAX_LOGIT_SCALE = math.log(100.0)
 
 
 def _text_tower(model: nn.Module) -> nn.Module:
-    """The module holding open_clip's text-tower parts (``model`` itself for ``CLIP``)."""
+    """The module holding the text tower's parts: ``model`` itself for open_clip's ``CLIP``, its
+    ``text`` for a ``CustomTextCLIP`` (open_clip's own transformer, or a Hugging Face encoder)."""
     tower = getattr(model, "text", model)
-    if not hasattr(tower, "token_embedding") or not hasattr(tower, "positional_embedding"):
-        raise NotImplementedError(f"prompt learning needs open_clip's own text transformer, got {type(tower).__name__}")
+    if not _is_hf(tower) and not (hasattr(tower, "token_embedding") and hasattr(tower, "positional_embedding")):
+        raise NotImplementedError(f"prompt learning needs open_clip's text transformer or a Hugging Face text "
+                                  f"encoder, got {type(tower).__name__}")
     return tower
+
+
+def _is_hf(tower: nn.Module) -> bool:
+    """A Hugging Face text tower (open_clip's ``HFTextEncoder``: ``transformer``, ``pooler``, ``proj``)."""
+    return hasattr(tower, "pooler") and hasattr(getattr(tower, "transformer", None), "get_input_embeddings")
+
+
+def token_embedding(model: nn.Module) -> nn.Embedding:
+    """The text tower's token embedding (prompt vectors live in its space)."""
+    tower = _text_tower(model)
+    return tower.transformer.get_input_embeddings() if _is_hf(tower) else tower.token_embedding
+
+
+def context_length(model: nn.Module, tokenizer) -> int:
+    """Tokens a class text plus its prompts may take: the tower's positions, or the tokenizer's length."""
+    tower = _text_tower(model)
+    if _is_hf(tower):
+        return int(getattr(tokenizer, "context_length", None) or tower.transformer.config.max_position_embeddings)
+    return int(tower.positional_embedding.shape[0])
 
 
 def eos_positions(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
@@ -72,14 +93,15 @@ def eos_positions(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 def encode_prompted_text(model: nn.Module, prompts: torch.Tensor, tokens: torch.Tensor,
                          token_grad: bool = False) -> torch.Tensor:
-    """CLIP text features of ``C`` class texts with ``P`` prompt vectors after the start token.
+    """Text features of ``C`` class texts with ``P`` prompt vectors after the start token.
 
     open_clip's ``encode_text`` with the embedded sequence built by hand; differentiable in
-    ``prompts`` (and in the tower, where its parameters require grad). Sequences are cut after the
-    last EOS (exact: the attention mask is causal).
+    ``prompts`` (and in the tower, where its parameters require grad). With open_clip's own
+    transformer, sequences are cut after the last EOS (exact: the attention mask is causal); with
+    a Hugging Face encoder (e.g. MiniLM) the prompts are attended like tokens and pooled with them.
 
     Args:
-        model: open_clip CLIP model.
+        model: open_clip model (``CLIP`` or ``CustomTextCLIP``).
         prompts: ``(G, P, W)`` prompt vectors in the token-embedding space (``G`` groups, e.g. one
             per video; ``G = 1`` for shared prompts).
         tokens: ``(C, L0)`` tokenised class texts, ``L0 + P <= context_length``.
@@ -89,6 +111,8 @@ def encode_prompted_text(model: nn.Module, prompts: torch.Tensor, tokens: torch.
         ``(G, C, D)`` unit text features.
     """
     tower = _text_tower(model)
+    if _is_hf(tower):
+        return _encode_prompted_hf(tower, prompts, tokens, token_grad)
     g, p, width = prompts.shape
     eos = eos_positions(model, tokens)
     length = int(eos.max()) + 1 + p
@@ -110,6 +134,29 @@ def encode_prompted_text(model: nn.Module, prompts: torch.Tensor, tokens: torch.
     if proj is not None:
         x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
     return F.normalize(x.reshape(g, c, -1), dim=-1)
+
+
+def _encode_prompted_hf(tower: nn.Module, prompts: torch.Tensor, tokens: torch.Tensor,
+                        token_grad: bool) -> torch.Tensor:
+    """:func:`encode_prompted_text` through open_clip's ``HFTextEncoder``: ``[CLS] prompts text [SEP]``.
+
+    The word embeddings of ``tokens`` ``(C, L0)`` get the ``(G, P, W)`` prompts after ``[CLS]``;
+    the encoder adds its own position and segment embeddings (``inputs_embeds``), padding is masked
+    out, and the tower's pooler and projection give ``(G, C, D)`` unit features.
+    """
+    g, p, width = prompts.shape
+    keep = (tokens != tower.config.pad_token_id)                              # (C, L0)
+    length = int(keep.sum(dim=1).max())                                       # drop all-padding columns
+    tokens, keep = tokens[:, :length], keep[:, :length].long()
+    with torch.set_grad_enabled(token_grad and torch.is_grad_enabled()):
+        embedded = tower.transformer.get_input_embeddings()(tokens)           # (C, L, W)
+    c = embedded.shape[0]
+    x = torch.cat([embedded[:, :1].expand(g, c, 1, width), prompts.to(embedded.dtype)[:, None].expand(g, c, p, width),
+                   embedded[:, 1:].expand(g, c, length - 1, width)], dim=2).reshape(g * c, length + p, width)
+    mask = torch.cat([keep[:, :1], keep.new_ones(c, p), keep[:, 1:]], dim=1).repeat(g, 1)
+    out = tower.transformer(inputs_embeds=x, attention_mask=mask)
+    pooled = tower.pooler(out, mask)
+    return F.normalize(tower.proj(pooled).reshape(g, c, -1), dim=-1)
 
 
 class MotionBlock(nn.Module):
@@ -219,7 +266,7 @@ class MotionPromptsModule(nn.Module):
             raise ValueError(f"image ({self.encoder.output_dim}) and text ({dim}) embeddings differ in size")
         if use_communication and dim % heads:
             raise ValueError(f"heads={heads} does not divide the embedding size {dim}")
-        token_width = _text_tower(model).token_embedding.weight.shape[1]
+        token_width = token_embedding(model).weight.shape[1]
         self.motion = MotionBlock(dim, width, use_motion_stream, kernel_size, init_scale)
         self.prompts = PromptLearner(n_prompts, token_width, width, dynamic_prompts, prompt_hidden)
         self.communication = CommunicationBlock(dim, heads, init_scale) if use_communication else None
@@ -245,7 +292,7 @@ class MotionPromptsModule(nn.Module):
 
     def class_features(self, tokens: torch.Tensor, cue: torch.Tensor | None = None) -> torch.Tensor:
         """``(G, C, D)`` prompted text features; ``G = B`` with a cue and dynamic prompts, else 1."""
-        token_grad = _text_tower(self.model).token_embedding.weight.requires_grad
+        token_grad = token_embedding(self.model).weight.requires_grad
         return encode_prompted_text(self.model, self.prompts(cue), tokens, token_grad).float()
 
     def forward(self, video: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -374,7 +421,7 @@ class MotionPrompts(ZeroShotMethod):
         module = MotionPromptsModule(model, self.n_prompts, self.width, self.kernel_size, self.heads,
                                      self.prompt_hidden, self.init_scale, self.use_motion_stream,
                                      self.dynamic_prompts, self.use_communication).to(self.device_)
-        context = _text_tower(model).positional_embedding.shape[0]
+        context = context_length(model, tokenizer)
         self.space_ = PromptTextSpace(tokenizer, context, self.n_prompts, self.class_template, text_embed_dim(model))
         self.space_.module = module
         self.spaces_.append(self.space_)
