@@ -295,16 +295,18 @@ def test_command_on_the_shared_real_clips(shared_data, random_checkpoint, tmp_pa
 @pytest.mark.shared_data
 def test_missing_videos_are_refused_with_the_list_before_the_model_is_built(shared_data, tmp_path, capsys):
     code = evaluate.main(["--protocol", "vificlip-ucf101", "--data-root", str(shared_data / "videos" / "ucf101"),
-                          "--backbone", BACKBONE, "--pretrained", str(tmp_path / "no_such_weights.pt")])
+                          "--backbone", BACKBONE, "--pretrained", str(tmp_path / "no_such_weights.pt"),
+                          "--out", str(tmp_path / "result.json")])
     err = capsys.readouterr().err
-    assert code == 2 and "missing file(s) named in protocol vificlip-ucf101" in err
-    assert "v_YoYo_g07_c04.avi" in err or "more" in err
+    assert code == 2 and "missing file(s) named in protocol vificlip-ucf101" in err and "and 11" in err
+    listed = (tmp_path / "result.missing.txt").read_text().split()
+    assert f"the full list: {tmp_path / 'result.missing.txt'}" in err and any(p.endswith("/v_YoYo_g07_c04.avi") for p in listed)
     with pytest.raises(MissingFilesError) as info:
         protocol_splits(get_protocol("vificlip-ucf101"), shared_data / "videos" / "ucf101")
     all_listed = {r.path for s in offline_splits("vificlip-ucf101") for r in s.videos.records}
     on_disk = {p.name for p in (shared_data / "videos" / "ucf101").rglob("*.*")}
     found = {p for p in all_listed if p.name in on_disk}  # the shared clips that are in a test list
-    assert 0 < len(found) < 12 and len(info.value.missing) == len(all_listed) - len(found)
+    assert 0 < len(found) < 12 and len(info.value.missing) == len(all_listed) - len(found) == len(listed)
 
 
 def test_weights_that_cannot_be_loaded_offline_are_refused(tiny_bench, tmp_path, monkeypatch, capsys):

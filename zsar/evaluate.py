@@ -3,8 +3,9 @@
 Evaluates a checkpoint under a named protocol (``--list`` shows them; a protocol JSON file works
 too), prints top-1 / top-5 per split and mean ± std with a header naming everything that defines
 the protocol, and writes the same as JSON (``--out``). Video embeddings go through the feature
-cache, so a second run, or another template set, decodes nothing. Refuses, with the list, when a
-split's videos are missing, and says why when the weights cannot be loaded offline.
+cache, so a second run, or another template set, decodes nothing. Refuses, with the list (all of it
+in ``<out>.missing.txt``), when a split's videos are missing, and says why when the weights cannot
+be loaded offline.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from zsar.data.errors import ZsarDataError
+from zsar.data.errors import MissingFilesError, ZsarDataError
 from zsar.data.eval_protocol import get_protocol, list_protocols
 from zsar.experiments.protocol_eval import TEXT_KINDS, evaluate_protocol, format_report
-from zsar.io import atomic_write_json
+from zsar.io import atomic_write_json, atomic_write_text
 from zsar.models.pretrained import CheckpointFormatError, PretrainedUnavailableError
 
 
@@ -48,16 +49,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.protocol or not args.data_root:
         build_parser().error("--protocol and --data-root are required")
+    out = Path(args.out or f"zsar-eval-{Path(args.protocol).stem}-{args.backbone}.json")
     try:
         protocol = get_protocol(args.protocol)
         result = evaluate_protocol(protocol, args.data_root, args.backbone, args.pretrained, args.meta_dir,
                                    args.text, args.templates, args.descriptions, args.batch_size, args.device)
+    except MissingFilesError as err:
+        listing = atomic_write_text(out.with_suffix(".missing.txt"), "\n".join(err.missing) + "\n")
+        print(f"error: {err}\nthe full list: {listing.resolve()}", file=sys.stderr)
+        return 2
     except (ZsarDataError, PretrainedUnavailableError, CheckpointFormatError, FileNotFoundError, KeyError,
             ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_report(result))
-    out = Path(args.out or f"zsar-eval-{protocol.name}-{args.backbone}.json")
     atomic_write_json(out, result)
     print(f"\nwritten: {out.resolve()}")
     return 0

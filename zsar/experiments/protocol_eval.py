@@ -219,7 +219,9 @@ def format_report(result: Mapping) -> str:
     """The printed report: a header naming everything that defines the protocol, then the numbers (%)."""
     p, m, t, s = result["protocol"], result["model"], result["text"], result["summary"]
     splits = p["splits"]
-    what = splits["kind"] + (f", {len(splits['lists'])} lists" if "lists" in splits else "")
+    what = {"lists": f"{len(splits.get('lists', []))} test list(s)", "all_classes": "every video of every class",
+            "random_halves": f"{splits.get('n_splits', 10)} draws of half the classes ({splits.get('draw', 'zsar')})"
+            }.get(splits["kind"], splits["kind"])
     head = [f"protocol   {p['name']}: {p['title']}", f"source     {p['source']}",
             f"splits     {what}; {p['report']}",
             f"frames     {p['frames']} per view, {p['sampler']}; views {p['views']}, averaged as {p['view_average']}",
