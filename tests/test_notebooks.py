@@ -129,7 +129,7 @@ def test_02_training_metrics(smoke_runs):
         assert r["mean"]["trainable_params"] > 0 or name == "frame_average"
     assert m["results"]["frame_average"]["mean"]["trainable_params"] == 0
     md = Path(m["tables"]["md"]).read_text()
-    assert md.startswith("*Protocol:") and "Backbone: zsar-RN-T-64" in md and "Frames: 4" in md
+    assert md.startswith("*Protocol:") and "Backbone: zsar-ViT-T-16-64-minilm (pretrained zsar-world-open-smoke)" in md and "Frames: 4" in md
     assert all(m["results"][n]["display_name"] in md for n in methods)
     assert "\\begin{tabular}" in Path(m["tables"]["tex"]).read_text()
     assert Path(m["per_split_table"]).is_file()

@@ -61,3 +61,16 @@ def test_start_notebook_makes_folders_and_upstream_names_the_notebook_to_run(tmp
         select_splits(splits, 3, [7])
     with pytest.raises(ParameterError, match="SEED"):
         start_notebook("x", -1, False, tmp_path / "x", tmp_path / "f")
+
+
+def test_pretrained_world_resolves_to_the_regime_and_size():
+    from zsar.workbook.setup import resolve_pretrained
+
+    assert resolve_pretrained("world") == "zsar-world-open"
+    assert resolve_pretrained("world", "disjoint", smoke=True) == "zsar-world-disjoint-smoke"
+    assert resolve_pretrained(None, "disjoint") is None  # random init
+    assert resolve_pretrained("/abs/ckpt.pt") == "/abs/ckpt.pt" and resolve_pretrained("openai") == "openai"
+    with pytest.raises(ParameterError, match="REGIME"):
+        resolve_pretrained("world", "closed")
+    with pytest.raises(ParameterError, match="PRETRAINED"):
+        resolve_pretrained(3)

@@ -40,6 +40,29 @@ def check_list(name: str, value: Any, allowed: Iterable[Any] | None = None, empt
     return list(value)
 
 
+WORLD = "world"
+"""The ``PRETRAINED`` value that means the project's own world model of the notebook's ``REGIME``."""
+REGIMES = ("open", "disjoint")
+
+
+def resolve_pretrained(pretrained: str | None, regime: str = "open", smoke: bool = False) -> str | None:
+    """The weights a notebook's methods start from, from its ``PRETRAINED`` and ``REGIME`` parameters.
+
+    ``"world"`` is the world model ``zsar-world-<regime>`` (notebook 00; pretrained here on first
+    use, then read from the cache), its ``-smoke`` size in a smoke run; ``None`` is random init;
+    anything else (an open_clip tag, a checkpoint path, an explicit world tag) is kept as given.
+
+    Raises:
+        ParameterError: ``REGIME`` is not ``open`` or ``disjoint``, or ``PRETRAINED`` is not a string.
+    """
+    check_choice("REGIME", regime, list(REGIMES))
+    if pretrained is not None and not isinstance(pretrained, str):
+        raise ParameterError(f"parameter PRETRAINED={pretrained!r} must be None, 'world', an open_clip tag or a path")
+    if pretrained != WORLD:
+        return pretrained
+    return f"zsar-world-{regime}" + ("-smoke" if smoke else "")
+
+
 def resolve_device(device: str = "auto", amp: str = "auto") -> tuple[str | None, str, bool]:
     """``(device for the methods, AMP mode, on CUDA)`` from the ``DEVICE`` and ``AMP`` parameters.
 
