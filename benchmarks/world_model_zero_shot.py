@@ -12,7 +12,7 @@ video template, or the description). Then the supervised ceiling of the same bac
 workbook's ``supervised`` method, random init, trained on the train list of all classes) is fitted
 once and scored on each split's unseen classes' test-list videos. Printed: mean ± std over the
 splits of each, on all unseen videos and on the test-list videos, and the ratio frozen /
-ceiling on the test-list videos (the issue's target: >= 0.75 for ``open``, >= 0.5 for ``disjoint``).
+ceiling on the test-list videos (the aims: >= 0.75 for ``open``, >= 0.5 for ``disjoint``).
 """
 
 from __future__ import annotations
