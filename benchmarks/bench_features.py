@@ -10,7 +10,7 @@ Three figures in frames/s (a clip is ``--frames`` TSN frames at the model's inpu
   through :func:`zsar.training.distributed.extract_features`.
 
 It prints ``end to end / min(model only, decode only)``: the share of the achievable rate that
-the pipeline reaches (issue target: at least 0.8, i.e. the GPU is never starved for lack of
+the pipeline reaches (the aim: at least 0.8, i.e. the GPU is never starved for lack of
 batching or overlap).
 
     python benchmarks/bench_features.py [--root DIR] [--model ViT-B-16] [--workers N] [--tile T]

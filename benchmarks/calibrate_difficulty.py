@@ -17,7 +17,7 @@ For one :class:`~zsar.data.embedded.BenchmarkConfig` (the defaults plus knob ove
     python benchmarks/calibrate_difficulty.py [--clips-per-class 60] [--epochs 12] [--lr 3e-4]
         [--batch-size 16] [--noise-std 4 --jitter-px 1.5 --distractor-prob 0.3 ...]
 
-The requirement it checks (issue "the embedded benchmark must tell methods apart"): with the
+The requirement it checks (the embedded benchmark must tell methods apart): with the
 default config the ceiling lands in 80–97 % top-1 and the order-blind model near chance on
 each temporal pair. Everything here is orchestration of library code.
 """

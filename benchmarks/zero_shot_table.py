@@ -1,4 +1,4 @@
-"""Issue-3 comparison on the embedded benchmark: fit methods on seeded splits, then one table.
+"""Methods compared on the embedded benchmark: fit them on seeded splits, then one table.
 
 Fit (one process per split index is how a GPU is kept busy: start several side by side, after
 ``cache`` has decoded every clip once into the frame cache they all read)::
@@ -14,8 +14,8 @@ Report (mean ± std over the splits found, with the run configuration)::
 The splits are those of notebook 01 (``runs/01_data_prep/splits.json``); each method's kwargs are
 ``zsar.experiments.settings.method_kwargs`` (DeViSE and ESZSL in GloVe); the recipe is notebook
 02's default (``zsar-RN-T-64`` random init, 8 frames, 15 epochs, batch 32, lr 1e-3, AMP bf16 on
-CUDA); runs resume where their ``metrics.json`` matches. The report also prints the two issue
-targets: ResT + transfer top-1 (test-list clips) over the ceiling's, and ResT's temporal-pair
+CUDA); runs resume where their ``metrics.json`` matches. The report also prints two
+target figures: ResT + transfer top-1 (test-list clips) over the ceiling's, and ResT's temporal-pair
 accuracy minus ActionCLIP's.
 """
 
