@@ -24,7 +24,7 @@ from zsar.data.errors import MissingFilesError
 from zsar.data.eval_protocol import EvalProtocol, get_protocol, half_class_draws, list_protocols, protocol_splits
 from zsar.data.sampling import ActionCLIPSampler, MMActionSampler
 from zsar.data.transforms import ClipPreprocessConfig, ClipVideoTransform, three_crop
-from zsar.experiments.protocol_eval import class_prompts, split_scores
+from zsar.experiments.protocol_eval import class_classifiers, class_prompts, split_scores
 from zsar.models import create_model, get_templates, save_checkpoint
 from zsar.paths import shared_data_dir
 
@@ -199,13 +199,15 @@ def test_scores_average_templates_and_views_as_the_protocol_says():
     names = ["jump", "run", "swim"]
     prompts = [[t.format(n) for t in ("a {}", "the {} now")] for n in names]
     base = dict(name="x", title="t", source="s", dataset="ucf101", splits={"kind": "lists"}, frames=8)
-    soft = split_scores(views, prompts, EvalProtocol(**base, template_average="softmax"), model, tok, 10.0)
+    soft_protocol = EvalProtocol(**base, template_average="softmax")
+    soft = split_scores(views, class_classifiers(prompts, soft_protocol, model, tok), soft_protocol, 10.0)
     with torch.no_grad():
         per_t = [torch.nn.functional.normalize(model.encode_text(tok([p[i] for p in prompts])), dim=-1) for i in range(2)]
     expected = np.mean([np.mean(torch.softmax(10.0 * torch.from_numpy(views) @ w.T, -1).numpy(), axis=1)
                         for w in per_t], axis=0)
     np.testing.assert_allclose(soft, expected, atol=1e-5)
-    emb = split_scores(views, prompts, EvalProtocol(**base, view_average="embedding"), model, tok, 10.0)
+    emb_protocol = EvalProtocol(**base, view_average="embedding")
+    emb = split_scores(views, class_classifiers(prompts, emb_protocol, model, tok), emb_protocol, 10.0)
     assert emb.shape == (5, 3) and np.allclose(emb.sum(1), 1.0, atol=1e-5)
     assert class_prompts(get_protocol("vificlip-ucf101"), ["ApplyEyeMakeup"]) == [["ApplyEyeMakeup"]]
     with pytest.raises(ValueError, match="no description"):

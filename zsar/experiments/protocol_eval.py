@@ -115,13 +115,11 @@ def class_prompts(protocol: EvalProtocol, names: Sequence[str], text: str = "nam
     return build_prompts(names, templates or protocol.templates, own)
 
 
-def split_scores(views: np.ndarray, prompts: list[list[str]], protocol: EvalProtocol, model, tokenizer,
-                 logit_scale: float) -> np.ndarray:
-    """``(N, C)`` class probabilities from ``N`` videos' view embeddings ``(N, V, D)``.
+def class_classifiers(prompts: list[list[str]], protocol: EvalProtocol, model, tokenizer) -> list[torch.Tensor]:
+    """The ``(D, C)`` classifiers of ``C`` classes' prompts, encoded once per class list.
 
-    ``template_average="embedding"``: one class vector per class (its prompts' mean unit
-    embedding); ``"softmax"``: one classifier per template, their softmaxes averaged. Views are
-    averaged as softmaxes, or (``view_average="embedding"``) as one renormalised mean embedding.
+    ``template_average="embedding"``: one, each class vector its prompts' mean unit embedding;
+    ``"softmax"``: one per template (every class needs the same number of prompts).
     """
     if protocol.template_average == "softmax":
         counts = {len(p) for p in prompts}
@@ -130,15 +128,24 @@ def split_scores(views: np.ndarray, prompts: list[list[str]], protocol: EvalProt
         groups = [[[p[i]] for p in prompts] for i in range(counts.pop())]  # one prompt per class, per template
     else:
         groups = [prompts]
+    with torch.no_grad():
+        return [prompt_classifier(model, tokenizer, group).cpu().float() for group in groups]
+
+
+def split_scores(views: np.ndarray, classifiers: list[torch.Tensor], protocol: EvalProtocol,
+                 logit_scale: float) -> np.ndarray:
+    """``(N, C)`` class probabilities from ``N`` videos' view embeddings ``(N, V, D)``.
+
+    The softmaxes of the ``classifiers`` (:func:`class_classifiers`) are averaged. Views are
+    averaged as softmaxes, or (``view_average="embedding"``) as one renormalised mean embedding.
+    """
     feats = torch.from_numpy(views)
     if protocol.view_average == "embedding":
         feats = torch.nn.functional.normalize(feats.mean(dim=1, keepdim=True), dim=-1)
-    probs = torch.zeros(feats.shape[0], len(prompts))
-    with torch.no_grad():
-        for group in groups:
-            classifier = prompt_classifier(model, tokenizer, group).cpu().float()  # (D, C)
-            probs += (logit_scale * feats @ classifier).softmax(dim=-1).mean(dim=1)  # (N, V, C) -> (N, C)
-    return (probs / len(groups)).numpy()
+    probs = torch.zeros(feats.shape[0], classifiers[0].shape[1])
+    for classifier in classifiers:
+        probs += (logit_scale * feats @ classifier).softmax(dim=-1).mean(dim=1)  # (N, V, C) -> (N, C)
+    return (probs / len(classifiers)).numpy()
 
 
 def protocol_descriptions(protocol: EvalProtocol, data_root: str | os.PathLike, vocabulary: Sequence[str],
@@ -187,11 +194,11 @@ def evaluate_protocol(protocol: EvalProtocol, data_root: str | os.PathLike, back
     for split in splits:
         if text != "name" and split.vocabulary not in desc_memo:
             desc_memo[split.vocabulary] = protocol_descriptions(protocol, data_root, split.vocabulary, descriptions)
-        if split.class_names not in text_memo:
-            text_memo[split.class_names] = class_prompts(protocol, split.class_names, text, templates,
-                                                         desc_memo.get(split.vocabulary))
+        if split.class_names not in text_memo:  # splits over the same classes share their classifiers
+            prompts = class_prompts(protocol, split.class_names, text, templates, desc_memo.get(split.vocabulary))
+            text_memo[split.class_names] = class_classifiers(prompts, protocol, model, tokenizer)
         index = np.array([row_of[r.path] for r in split.videos.records])
-        probs = split_scores(views[index], text_memo[split.class_names], protocol, model, tokenizer, scale)
+        probs = split_scores(views[index], text_memo[split.class_names], protocol, scale)
         labels = np.asarray(split.videos.labels)
         rows.append({"split": split.name, "n_videos": len(index), "n_classes": len(split.class_names),
                      "top1": topk_accuracy(probs, labels, 1),
