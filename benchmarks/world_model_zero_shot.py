@@ -22,7 +22,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 
 def frozen_rows(backbone: str, models: list[str | None], source, splits, frames: int, cache) -> dict:
@@ -51,7 +50,7 @@ def ceiling(backbone: str, source, splits, frames: int, epochs: int, run_root: P
 
     make = default_dataset_factory(backbone, frames, 0, None, frame_cache=cache)
     kwargs = method_kwargs("supervised", common=dict(backbone=backbone, frames=frames, progress=False),
-                           trained=dict(epochs=epochs))
+                           trained=dict(epochs=epochs, lr=1e-4))  # the base class's rate, as measured
     results = [run_split("supervised", kwargs, source, split, run_root / "supervised" / split.name, seed=0,
                          dataset_factory=make) for split in splits]
     mean, std = mean_std([r["metrics"]["top1_testlist"] for r in results])

@@ -25,6 +25,7 @@ from zsar.experiments.restore import restore_fitted
 from zsar.experiments.settings import (
     ABLATION_VARIANTS,
     DEFAULT_METHOD_KWARGS,
+    SCRATCH_RECIPES,
     SMOKE_METHOD_KWARGS,
     ablation_kwargs,
     default_backbone,
@@ -66,9 +67,11 @@ def test_every_method_has_settings_and_the_layers_apply_in_order():
     assert isinstance(default_backbone(), str) and default_backbone()
     rest = method_kwargs("rest", smoke=True, common={"frames": 4, "batch_size": None},
                          trained={"epochs": 3, "lr": None})
-    # smoke overrides the default width; common and trained win; None keeps the method's default
+    # smoke overrides the default width; common and trained win; None keeps the recipe's value
+    # (random init here: SCRATCH_RECIPES) or else the method's own default
     assert rest["width"] == SMOKE_METHOD_KWARGS["rest"]["width"] != DEFAULT_METHOD_KWARGS["rest"]["width"]
-    assert rest["frames"] == 4 and rest["epochs"] == 3 and "lr" not in rest and "batch_size" not in rest
+    assert rest["frames"] == 4 and rest["epochs"] == 3 and rest["lr"] == SCRATCH_RECIPES["rest"]["lr"]
+    assert "batch_size" not in rest
     # methods without a training loop do not get epochs / lr
     assert "epochs" not in method_kwargs("eszsl", trained={"epochs": 3, "lr": 1e-3})
     assert method_kwargs("rest")["width"] == DEFAULT_METHOD_KWARGS["rest"]["width"]

@@ -223,3 +223,10 @@ def test_prompted_encoder_on_the_minilm_tower():
     assert feats.shape == (2, len(TEXTS), ref.shape[1]) and not torch.allclose(feats[0], feats[1])
     feats.sum().backward()
     assert prompts.grad is not None and prompts.grad.abs().sum() > 0
+
+
+def test_the_table_name_says_which_prompts_ran():
+    from zsar.methods import make_method
+
+    assert "dynamic prompts" in make_method("motion_prompts").display_name
+    assert "static prompts" in make_method("motion_prompts", dynamic_prompts=False).display_name

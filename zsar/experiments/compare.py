@@ -207,7 +207,7 @@ def per_method_metrics(summary: pd.DataFrame, names: Mapping[str, str], k_shot: 
 def as_table_units(result: Mapping[str, Any]) -> dict:
     """A result with accuracies in percent and parameters in thousands (``scale=1`` tables)."""
     m = result["metrics"]
-    shown = {k: 100 * m[k] for k in ("top1", "gzsl_harmonic", "fewshot") if k in m}
+    shown = {k: 100 * m[k] for k in ("top1", "gzsl_harmonic", "pair_acc", "fewshot") if k in m}
     shown.update({k: m[k] for k in ("s_n10", "train_time_s") if k in m})
     if "trainable_params" in m:
         shown["trainable_params"] = m["trainable_params"] / 1e3

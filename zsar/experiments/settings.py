@@ -30,6 +30,38 @@ DEFAULT_METHOD_KWARGS: dict[str, dict[str, Any]] = {
 """Per-method settings of a full comparison (widths etc.; the rest are the methods' defaults)."""
 
 
+CLASS_TEXT: dict[str, str] = {
+    "frame_average": "name+description", "actionclip": "name", "devise": "name", "eszsl": "name", "rest": "name",
+    "asu": "name", "motion_prompts": "name", "lss": "name", "supervised": "name",
+}
+"""The class text each method embeds by default (a ``text_kind`` of :data:`zsar.text.class_texts.TEXT_KINDS`).
+
+Names go through the method's prompt templates (``video_person``). ASU adds each class's semantic
+units and LSS its concepts on top of this text, whatever it is. Frame average and ActionCLIP take
+the best of name / description / name+description on seen-class folds (docs/methods.md#recipes);
+the others keep templated names; the ceiling (``supervised``) reads no class text.
+"""
+
+
+SCRATCH_RECIPES: dict[str, dict[str, Any]] = {name: dict(lr=1e-3) for name in TRAINED_METHODS}
+"""Recipes from random init: every tower trains, AdamW at 1e-3 (the recorded random-init results)."""
+
+
+PRETRAINED_RECIPES: dict[str, dict[str, Any]] = {
+    # the world model's language tower is a locked MiniLM (LiT): fine-tuning keeps it locked, so
+    # class texts are embedded once per fit and what the language model knows is not overwritten by
+    # 31 class names; each learning rate is the best of 1e-5 / 1e-4 / 1e-3 by zero-shot top-1 on
+    # held-out *seen* classes (python -m zsar.experiments.recipe_search; docs/methods.md#recipes)
+    "actionclip": dict(freeze_text=True, lr=1e-5),
+    "rest": dict(train_text=False, lr=1e-5),
+    "asu": dict(train_text=False, lr=1e-4),
+    "motion_prompts": dict(lr=1e-3),  # its towers stay frozen whenever weights are given
+    "lss": dict(lr=1e-4),  # its text tower stays frozen; the student image tower trains
+    "supervised": dict(lr=1e-4),
+}
+"""Recipes from a pretrained model (the world model): which towers train and the learning rate."""
+
+
 SMOKE_METHOD_KWARGS: dict[str, dict[str, Any]] = {
     "devise": dict(map_epochs=20),
     "rest": dict(width=32, layers=1, heads=2, joint_dim=32, transfer_k=3),
@@ -63,20 +95,30 @@ def default_backbone() -> str:
 
 
 def method_kwargs(name: str, smoke: bool = False, common: Mapping[str, Any] | None = None,
-                  trained: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                  trained: Mapping[str, Any] | None = None, pretrained: bool | None = None,
+                  class_text: str | Mapping[str, str] | None = None) -> dict[str, Any]:
     """Constructor arguments of ``name`` in a comparison.
 
-    Layers, later winning: :data:`DEFAULT_METHOD_KWARGS`, :data:`SMOKE_METHOD_KWARGS` (if
-    ``smoke``), ``common`` (every method: backbone, frames, batch size, device, ...) and ``trained``
-    (only :data:`TRAINED_METHODS`: epochs, lr). ``None`` values are dropped, so a parameter left at
-    ``None`` keeps the method's own default (e.g. each method's learning rate).
+    Layers, later winning: :data:`DEFAULT_METHOD_KWARGS`, the recipe (:data:`PRETRAINED_RECIPES`
+    when the method starts from pretrained weights, else :data:`SCRATCH_RECIPES`),
+    :data:`SMOKE_METHOD_KWARGS` (if ``smoke``), ``common`` (every method: backbone, frames, batch
+    size, device, ...) and ``trained`` (only :data:`TRAINED_METHODS`: epochs, lr). ``None`` values
+    are dropped, so a parameter left at ``None`` keeps the recipe's value (e.g. its learning rate).
+    ``pretrained`` ``None``: pretrained iff ``common`` names weights (``common["pretrained"]``).
+    ``class_text``: the ``text_kind`` of every method (a string), of some (a mapping; the others
+    keep theirs) or ``None``: each method's default in :data:`CLASS_TEXT`.
 
     Raises:
         ValueError: unknown ``name`` (the message lists :data:`zsar.methods.METHODS`).
     """
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
-    layers = [DEFAULT_METHOD_KWARGS.get(name, {}), SMOKE_METHOD_KWARGS.get(name, {}) if smoke else {},
+    if pretrained is None:
+        pretrained = (common or {}).get("pretrained") is not None
+    recipe = (PRETRAINED_RECIPES if pretrained else SCRATCH_RECIPES).get(name, {})
+    text = class_text.get(name) if isinstance(class_text, Mapping) else class_text
+    text_kind = {"text_kind": text or CLASS_TEXT.get(name)}
+    layers = [DEFAULT_METHOD_KWARGS.get(name, {}), text_kind, recipe, SMOKE_METHOD_KWARGS.get(name, {}) if smoke else {},
               common or {}, (trained or {}) if name in TRAINED_METHODS else {}]
     return {k: v for layer in layers for k, v in layer.items() if v is not None}
 

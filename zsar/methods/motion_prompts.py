@@ -391,6 +391,8 @@ class MotionPrompts(ZeroShotMethod):
         self.use_motion_stream, self.dynamic_prompts = use_motion_stream, dynamic_prompts
         self.use_communication, self.freeze_backbone = use_communication, freeze_backbone
         self.class_template = class_template
+        if not dynamic_prompts:  # the table says which prompts it ran
+            self.display_name = "Motion prompts (static prompts + communication)"
 
     def _check_params(self) -> None:
         super()._check_params()

@@ -33,6 +33,13 @@ def text_embed_dim(model: nn.Module) -> int:
     return int(model.visual.output_dim)
 
 
+def text_tower_locked(model: nn.Module) -> bool:
+    """Whether no parameter of ``model``'s text side (all but ``visual.*`` and the logit scale/bias)
+    requires a gradient."""
+    return not any(p.requires_grad for name, p in model.named_parameters()
+                   if not name.startswith("visual.") and name not in ("logit_scale", "logit_bias"))
+
+
 def _model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -62,6 +69,12 @@ class ClipTextSpace(SemanticSpace):
             not touched: freeze or optimise them in the training loop).
         model_name, pretrained, device: used only to build a missing model / tokenizer.
         batch_size: prompts per forward pass in the no-grad :meth:`encode`.
+
+    A space that is not ``trainable`` over a *locked* text tower (no text parameter requires a
+    gradient) embeds each distinct list of texts once, in eval mode (no dropout), and serves it from
+    memory afterwards: a training loop that re-encodes the class vocabulary every step then pays
+    for the text tower once (LiT-style locked-text fine-tuning). ``encoded_texts`` still records
+    every call.
 
     Attributes:
         dim: embedding size ``D``.
@@ -94,6 +107,7 @@ class ClipTextSpace(SemanticSpace):
         self.templates = list(templates) if templates is not None else None
         self.batch_size = batch_size
         self.dim = text_embed_dim(model)
+        self._memo: dict[tuple, torch.Tensor] = {}
 
     def encode_torch(self, texts: Sequence[str]) -> torch.Tensor:
         """Embed ``texts`` as a torch tensor ``(N, D)`` of unit vectors on the model's device.
@@ -103,13 +117,29 @@ class ClipTextSpace(SemanticSpace):
         texts = [str(t) for t in texts]
         self.encoded_texts.extend(texts)
         if not self.trainable:
-            with torch.no_grad():
-                return self._embed(texts, batch_size=self.batch_size)
+            return self._frozen_embed(texts)
         return self._embed(texts, batch_size=None)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        with torch.no_grad():
-            return self._embed(texts, batch_size=self.batch_size).float().cpu().numpy()
+        return self._frozen_embed(texts).float().cpu().numpy()
+
+    def _frozen_embed(self, texts: list[str]) -> torch.Tensor:
+        """``(N, D)`` no-grad embeddings; memoised (eval mode) while the text tower is locked."""
+        if not text_tower_locked(self.model):
+            self._memo.clear()
+            with torch.no_grad():
+                return self._embed(texts, batch_size=self.batch_size)
+        key = (tuple(texts), str(_model_device(self.model)))
+        if key not in self._memo:
+            modes = {m: m.training for m in self.model.modules()}
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    self._memo[key] = self._embed(texts, batch_size=self.batch_size)
+            finally:
+                for m, mode in modes.items():
+                    m.training = mode
+        return self._memo[key]
 
     def _embed(self, texts: list[str], batch_size: int | None) -> torch.Tensor:
         if not texts:

@@ -2,14 +2,17 @@
 
 Usage::
 
-    python -m zsar.workbook                 # full run on the embedded benchmark
+    python -m zsar.workbook                 # the quick preset: the notebooks' defaults (about an hour on 2 CPU cores)
+    python -m zsar.workbook --preset paper  # the results table: full benchmark, both corpus regimes, 15 epochs
     python -m zsar.workbook --smoke         # the CI-sized run
     python -m zsar.workbook --only 01_data_prep -p N_SPLITS 5
 
 Each notebook runs with ``OUTPUT_DIR=<runs>/<notebook>`` and ``FIGURES_DIR=<figures>``; the
 executed copy is saved beside its ``metrics.json``. ``<runs>/summary.md`` and ``summary.json``
 gather every notebook's metrics; ``<runs>/report/index.html`` links every executed notebook
-rendered to HTML, with the summary and the figures (``--no-report`` skips it).
+rendered to HTML, with the summary and the figures (``--no-report`` skips it). A preset with
+several corpus regimes (:mod:`zsar.workbook.presets`) runs notebooks 02–07 once more per further
+regime, into ``<runs>/<regime>/`` and ``<figures>/<regime>/``, and writes ``<runs>/regimes.md``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from zsar.paths import METRICS_FILE
 from zsar.progress import ENV as PROGRESS_ENV
 from zsar.workbook.html_report import write_report
 from zsar.workbook.monitor import ProgressMonitor, Timings, format_duration
+from zsar.workbook.presets import PRESETS, REGIME_NOTEBOOKS, get_preset
 
 
 def list_notebooks(folder: Path | None = None) -> list[Path]:
@@ -60,7 +64,8 @@ def run_notebook(notebook: Path, runs_dir: Path, figures_dir: Path, parameters: 
 def timing_mode(args: argparse.Namespace) -> str:
     """What earlier wall times are comparable with this run: smoke or full, and the ``-p`` parameters."""
     extra = "".join(f" {name}={value}" for name, value in sorted(args.parameter))
-    return ("smoke" if args.smoke else "full") + extra
+    preset = "" if getattr(args, "preset", "quick") == "quick" else f" preset={args.preset}"
+    return ("smoke" if args.smoke else "full") + preset + extra
 
 
 def run_in_order(notebooks: list[Path], runs_dir: Path, figures_dir: Path, params: dict[str, Any],
@@ -113,6 +118,46 @@ def _environment(name: str, value: str):
             os.environ.pop(name, None)
         else:
             os.environ[name] = old
+
+
+def run_regimes(notebooks: list[Path], runs_dir: Path, figures_dir: Path, params: dict[str, Any],
+                regimes: tuple[str, ...], log_output: bool, mode: str) -> tuple[dict[str, float], str | None]:
+    """The whole run: ``notebooks`` for the first regime, then the regime-dependent ones per further regime.
+
+    A further regime ``r`` reads ``01_data_prep`` of the first and writes ``<runs>/r/`` and
+    ``<figures>/r/``; its wall times are keyed ``r/<stem>``.
+    """
+    timings, failed = run_in_order(notebooks, runs_dir, figures_dir, {**params, "REGIME": regimes[0]},
+                                   log_output, mode)
+    for regime in regimes[1:]:
+        later = [nb for nb in notebooks if nb.stem in REGIME_NOTEBOOKS]
+        if failed or not later:
+            break
+        print(f"[zsar.workbook] regime {regime}: notebooks {', '.join(nb.stem for nb in later)}", flush=True)
+        sub = {**params, "REGIME": regime, "DATA_PREP_DIR": str(runs_dir / "01_data_prep")}
+        more, failed = run_in_order(later, runs_dir / regime, figures_dir / regime, sub, log_output,
+                                    f"{mode} regime={regime}")
+        timings.update({f"{regime}/{stem}": t for stem, t in more.items()})
+        failed = failed and f"{regime}/{failed}"
+    return timings, failed
+
+
+def regimes_table(runs_dir: Path, regimes: tuple[str, ...]) -> Path | None:
+    """``<runs>/regimes.md``: notebook 06's comparison table of each regime, one after the other.
+
+    The first regime's notebook 06 is ``<runs>/06_methods``, a further one's ``<runs>/<regime>/06_methods``.
+    Returns the file, or ``None`` when no regime has a table yet.
+    """
+    parts = []
+    for i, regime in enumerate(regimes):
+        table = (runs_dir if i == 0 else runs_dir / regime) / "06_methods" / "results.md"
+        if table.is_file():
+            parts.append(f"# Corpus regime `{regime}`\n\n" + table.read_text(encoding="utf-8").strip() + "\n")
+    if not parts:
+        return None
+    path = runs_dir / "regimes.md"
+    atomic_write_text(path, "\n".join(parts))
+    return path
 
 
 def closing_words(runs_dir: Path, figures_dir: Path) -> str:
@@ -186,6 +231,8 @@ def resolve_path_parameters(params: dict[str, Any], cwd: Path | None = None) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="CI-sized run (SMOKE=True)")
+    parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
+                        help="; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()))
     parser.add_argument("--seed", type=int, default=0, help="SEED passed to every notebook")
     parser.add_argument("--only", nargs="*", default=None, help="notebook stems to run (default: all)")
     parser.add_argument("--runs-dir", type=Path, default=None, help="default: <root>/runs")
@@ -197,15 +244,21 @@ def main(argv: list[str] | None = None) -> int:
 
     runs_dir = (args.runs_dir or paths.runs_dir()).resolve()
     figures_dir = (args.figures_dir or paths.figures_dir()).resolve()
-    params = {"SMOKE": args.smoke, "SEED": args.seed, **{k: parse_value(v) for k, v in args.parameter}}
+    preset = get_preset(args.preset)
+    params = {"SMOKE": args.smoke, "SEED": args.seed, **preset.parameters,
+              **{k: parse_value(v) for k, v in args.parameter}}
     params = resolve_path_parameters(params)
     notebooks = [nb for nb in list_notebooks() if args.only is None or nb.stem in args.only]
     if not notebooks:
         parser.error(f"no notebook matches --only {args.only}; have {[n.stem for n in list_notebooks()]}")
     if args.only is None:  # a whole-workbook run regenerates figures/ from scratch: no stale figure survives
-        removed = clear_figures(figures_dir)
+        removed = clear_figures(figures_dir) + sum(clear_figures(figures_dir / r) for r in preset.regimes[1:]
+                                                   if (figures_dir / r).is_dir())
         print(f"[zsar.workbook] removed {removed} old figure file(s) from {figures_dir}", flush=True)
-    timings, failed = run_in_order(notebooks, runs_dir, figures_dir, params, args.log_output, timing_mode(args))
+    regimes = (params["REGIME"],) if "REGIME" in params else preset.regimes  # -p REGIME runs that one only
+    timings, failed = run_regimes(notebooks, runs_dir, figures_dir, params, regimes, args.log_output, timing_mode(args))
+    if len(regimes) > 1 and (table := regimes_table(runs_dir, regimes)) is not None:
+        print(f"[zsar.workbook] both regimes' tables: {table}", flush=True)
     summarise(runs_dir, notebooks, timings)
     print(f"[zsar.workbook] summary: {runs_dir / 'summary.md'}", flush=True)
     if not args.no_report:  # every workbook notebook: those not run now show their earlier run, or as missing

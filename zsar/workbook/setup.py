@@ -40,6 +40,34 @@ def check_list(name: str, value: Any, allowed: Iterable[Any] | None = None, empt
     return list(value)
 
 
+def benchmark_root(data_root, smoke: bool, clips_per_class: int | None = None) -> Path:
+    """The embedded benchmark's folder: ``data_root`` if given, else ``data/embedded_smoke`` (smoke),
+    ``data/embedded`` (the full 150 clips per class, ``clips_per_class`` ``None``) or
+    ``data/embedded_<clips_per_class>``, so benchmarks of different sizes never overwrite each other."""
+    from zsar import paths
+    from zsar.data.embedded import BenchmarkConfig
+
+    if data_root:
+        return Path(data_root).expanduser().resolve()
+    if smoke:
+        return paths.data_dir() / "embedded_smoke"
+    full = clips_per_class is None or clips_per_class == BenchmarkConfig().clips_per_class
+    return paths.data_dir() / ("embedded" if full else f"embedded_{clips_per_class}")
+
+
+def benchmark_config(smoke: bool, clips_per_class: int | None = None, seed: int = 0, size: int | None = None):
+    """The :class:`~zsar.data.embedded.BenchmarkConfig` a notebook renders: the smoke or full config with
+    ``seed``, ``size`` and (outside a smoke run, whose 4 clips per class stay) ``clips_per_class``."""
+    from zsar.data.embedded import BenchmarkConfig
+
+    config = BenchmarkConfig.smoke() if smoke else BenchmarkConfig()
+    overrides = {"seed": seed, **({"size": size} if size is not None else {})}
+    if clips_per_class is not None and not smoke:
+        check_range("CLIPS_PER_CLASS", clips_per_class, 1, types=(int,))
+        overrides["clips_per_class"] = clips_per_class
+    return BenchmarkConfig.from_dict({**config.to_dict(), **overrides})
+
+
 WORLD = "world"
 """The ``PRETRAINED`` value that means the project's own world model of the notebook's ``REGIME``."""
 REGIMES = ("open", "disjoint")
