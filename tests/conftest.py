@@ -112,15 +112,18 @@ def smoke_runs(tmp_path_factory):
 
     Shared by the notebook tests (tests/test_notebooks.py, test_notebook_05/06/07.py) so the
     smoke workbook runs once per session; a failing notebook is recorded, the next ones still run.
+    It runs the ``paper`` preset's parameters (both regimes, the few-shot column, ablations) at
+    smoke size, so every part of the notebooks is exercised.
     """
     from zsar.workbook import list_notebooks, run_notebook
+    from zsar.workbook.presets import get_preset
 
     runs = tmp_path_factory.mktemp("runs")
     figures = runs / "figures"
     failures = {}
     for nb in list_notebooks():
         try:
-            run_notebook(nb, runs, figures, {"SMOKE": True, "SEED": 0})
+            run_notebook(nb, runs, figures, {**get_preset("paper").parameters, "SMOKE": True, "SEED": 0})
         except Exception as exc:  # keep going: later notebooks' tests report their own state
             failures[nb.stem] = exc
     return runs, figures, failures
