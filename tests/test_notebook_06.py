@@ -40,6 +40,7 @@ def test_every_method_has_finite_metrics(smoke_06):
     for name, p in m["per_method"].items():
         for key in ("top1_mean", "top1_std", "gzsl_harmonic_mean", "s_n10_mean", "trainable_params", "train_time_s"):
             assert _finite(p[key]), (name, key)
+        assert "pair_acc_mean" in p and "pair_acc_std" in p, name
         assert 0 <= p["top1_mean"] <= 1 and 0 <= p["gzsl_harmonic_mean"] <= 1 and p["n_splits"] == 2
         assert p["trainable_params"] >= 0 and p["train_time_s"] > 0
         if METHODS[name].is_zero_shot:

@@ -38,7 +38,7 @@ from zsar.experiments.sources import DataSource
 from zsar.experiments.split_data import DatasetFactory
 from zsar.methods import METHODS
 
-COMPARISON_METRICS = ("top1", "gzsl_harmonic", "s_n10", "fewshot", "trainable_params", "train_time_s")
+COMPARISON_METRICS = ("top1", "gzsl_harmonic", "pair_acc", "s_n10", "fewshot", "trainable_params", "train_time_s")
 """Per-split metrics of a comparison result, in table order (``fewshot`` is the K-shot top-1)."""
 
 
@@ -85,7 +85,8 @@ def comparison_results(runs: Sequence[Mapping[str, Any]], run_root: str | Path,
     for run in runs:
         m = run["metrics"]
         artifact = read_artifact(Path(run_root) / run["method_name"] / str(run["split"]))
-        metrics = {"top1": m["top1"], "gzsl_harmonic": m["gzsl_harmonic"], "s_n10": artifact.unseen_hubness(k),
+        metrics = {"top1": m["top1"], "gzsl_harmonic": m["gzsl_harmonic"], "pair_acc": m.get("pair_acc", math.nan),
+                   "s_n10": artifact.unseen_hubness(k),
                    "fewshot": (few_shot or {}).get(str(run["split"]), math.nan),
                    "trainable_params": m["trainable_params"], "train_time_s": m["train_time_s"]}
         out.append({"method": label or run["method"], "method_name": run["method_name"], "split": run["split"],
@@ -196,6 +197,7 @@ def per_method_metrics(summary: pd.DataFrame, names: Mapping[str, str], k_shot: 
         row = summary.loc[label]
         out[name] = {"display_name": label, "top1_mean": row["top1_mean"], "top1_std": row["top1_std"],
                      "gzsl_harmonic_mean": row["gzsl_harmonic_mean"], "gzsl_harmonic_std": row["gzsl_harmonic_std"],
+                     "pair_acc_mean": row["pair_acc_mean"], "pair_acc_std": row["pair_acc_std"],
                      "s_n10_mean": row["s_n10_mean"], "s_n10_std": row["s_n10_std"],
                      f"fewshot_k{k_shot}_mean": row["fewshot_mean"], f"fewshot_k{k_shot}_std": row["fewshot_std"],
                      "trainable_params": row["trainable_params_mean"], "train_time_s": row["train_time_s_mean"],
