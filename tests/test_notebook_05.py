@@ -15,6 +15,7 @@ import pytest
 from zsar.evaluation.metrics import top1_accuracy
 from zsar.experiments.artifact import ARTIFACT_FILE, read_artifact
 from zsar.workbook import list_notebooks, run_notebook
+from zsar.experiments.settings import SMOKE_METHOD_KWARGS
 
 pytestmark = pytest.mark.notebook
 
@@ -77,8 +78,9 @@ def test_rest_metrics_and_figures(runs):
     assert m["projections"]["umap"]["n_neighbors"] == 5 and m["projections"]["tsne"]["perplexity"] == 5.0
     assert all(-1.0 <= v <= 1.0 for v in m["silhouette"].values()) and set(m["silhouette"]) == {
         "joint space", "umap", "tsne"}
-    assert m["has_transfer"] and m["transfer"]["k"] == 5
-    assert 0.0 <= m["transfer"]["mean_weight_entropy"] <= math.log(5) + 1e-9
+    k = SMOKE_METHOD_KWARGS["rest"]["transfer_k"]  # 02 builds ResT with the smoke settings of every comparison
+    assert m["has_transfer"] and m["transfer"]["k"] == k
+    assert 0.0 <= m["transfer"]["mean_weight_entropy"] <= math.log(k) + 1e-9
     assert set(m["hubness"]) == set(m["prototype_to_class_mean"]) == {"transferred prototype", "text prototype"}
     for kind, stats in m["hubness"].items():
         assert _finite(stats["skewness"]) and 0 <= stats["n_hubs"] <= m["n_unseen"] and _fraction(stats["top1"])
