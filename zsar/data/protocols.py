@@ -100,6 +100,16 @@ class CrossDatasetSplit:
         return [(self.target_names[t], self.source_names[s]) for t, s in self.dropped]
 
 
+def seen_halving(n_seen: int, key: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """One random halving of ``n_seen`` seen classes for validation on seen classes only.
+
+    Returns ``(pseudo_seen, pseudo_unseen)``: sorted positions ``0..n_seen-1``; the pseudo-unseen
+    half has ``n_seen // 2`` of them. ``key`` seeds ``numpy.random.default_rng``.
+    """
+    order = np.random.default_rng(list(key)).permutation(n_seen)
+    return np.sort(order[n_seen // 2:]), np.sort(order[: n_seen // 2])
+
+
 def cross_dataset_split(source_class_names: Sequence[str], target_class_names: Sequence[str],
                         synonyms: Mapping[str, str] | None = None, compact: bool = True,
                         name: str = "") -> CrossDatasetSplit:

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-
-from zsar.data.protocols import ZeroShotSplit, random_class_splits
-from zsar.io import atomic_write_json, atomic_write_text
 from tqdm.auto import tqdm
+
+from zsar.data.protocols import ZeroShotSplit, random_class_splits, seen_halving
+from zsar.io import atomic_write_json, atomic_write_text
 
 
 def seen_class_folds(split: ZeroShotSplit, n_folds: int, seed: int = 0) -> list[ZeroShotSplit]:
@@ -41,8 +41,7 @@ def seen_class_folds(split: ZeroShotSplit, n_folds: int, seed: int = 0) -> list[
     seen = np.asarray(split.seen)
     folds = []
     for f in range(n_folds):
-        order = np.random.default_rng([seed, f]).permutation(len(seen))
-        held, fit = np.sort(seen[order[: len(seen) // 2]]), np.sort(seen[order[len(seen) // 2:]])
+        fit, held = (seen[half] for half in seen_halving(len(seen), (seed, f)))
         folds.append(ZeroShotSplit([int(c) for c in fit], [int(c) for c in held], seed,
                                    f"{split.name or 'split'}-seenfold{f}", split.n_classes))
     return folds

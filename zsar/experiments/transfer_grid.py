@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from zsar.data.protocols import seen_halving
 from zsar.evaluation.metrics import top1_accuracy
 from zsar.evaluation.scores import cosine_scores
 from zsar.experiments.artifact import RunArtifact
@@ -66,8 +67,7 @@ def seen_class_folds(a: Mapping[str, np.ndarray], split_pos: int, n_folds: int, 
     n_seen = int(a["S"])
     folds = []
     for f in range(n_folds):
-        order = np.random.default_rng([seed, split_pos, f]).permutation(n_seen)
-        pseudo_unseen, pseudo_seen = np.sort(order[: n_seen // 2]), np.sort(order[n_seen // 2:])
+        pseudo_seen, pseudo_unseen = seen_halving(n_seen, (seed, split_pos, f))
         position = np.full(n_seen, -1)
         position[pseudo_unseen] = np.arange(len(pseudo_unseen))
         mask = position[a["val_labels"]] >= 0
