@@ -288,6 +288,61 @@ def test_the_final_checkpoint_keeps_no_optimizer_state(tmp_path):
         _toy_fit(tmp_path, epochs=3, keep_last=None)
 
 
+def _frozen_body_fit(run_dir, interrupt_at=None, perturb=False, ema=False, **kwargs):
+    """A toy fit whose first layer is frozen (a locked tower), resumable like ``_toy_fit``."""
+    torch.manual_seed(0)
+    model = ToyModel()
+    model.body[0].requires_grad_(False)
+    if perturb:  # the trainable part must come from the checkpoint
+        with torch.no_grad():
+            model.head.weight.add_(1.0)
+    evaluate = toy_eval_fn(ToyDataset(24, split=1))
+
+    def eval_fn(m, epoch):
+        if ema:  # a frozen tensor that changes without gradients, like an EMA teacher
+            with torch.no_grad():
+                m.body[0].bias.mul_(0.9)
+        if epoch == interrupt_at:
+            raise Interrupt(epoch)
+        return evaluate(m, epoch)
+
+    fit(model, toy_loss, LoaderFactory(ToyDataset(64), 16, seed=5), 3, run_dir,
+        optim=OptimConfig(lr=3e-3), eval_fn=eval_fn, monitor="val_top1", seed=5, progress=False,
+        keep_last=None, **kwargs)
+    return model
+
+
+def test_frozen_parameters_at_their_start_stay_out_of_checkpoints_and_resume_exactly(tmp_path):
+    full = _frozen_body_fit(tmp_path / "a")
+    payload = torch.load(checkpoint_path(tmp_path / "a" / "checkpoints", 1), weights_only=True)
+    assert sorted(payload["omitted"]) == ["body.0.bias", "body.0.weight"]
+    assert "body.0.weight" not in payload["model"] and "head.weight" in payload["model"]
+    _frozen_body_fit(tmp_path / "a_all", omit_frozen=False)
+    every = torch.load(checkpoint_path(tmp_path / "a_all" / "checkpoints", 1), weights_only=True)
+    assert every["omitted"] == {} and every["model"].keys() == full.state_dict().keys()
+
+    with pytest.raises(Interrupt):
+        _frozen_body_fit(tmp_path / "b", interrupt_at=2)
+    resumed = _frozen_body_fit(tmp_path / "b", perturb=True)
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+    other = ToyModel()  # another start: its frozen layer is not the one the file leaves out
+    with pytest.raises(ValueError, match="leaves out 2 frozen tensors"):
+        load_checkpoint(checkpoint_path(tmp_path / "a" / "checkpoints", 2), other)
+    with torch.no_grad():
+        other.body[0].weight.copy_(full.body[0].weight), other.body[0].bias.copy_(full.body[0].bias)
+    load_checkpoint(checkpoint_path(tmp_path / "a" / "checkpoints", 2), other)  # a plain model loads it
+    assert all(torch.equal(v, other.state_dict()[k]) for k, v in full.state_dict().items())
+
+
+def test_a_frozen_tensor_that_changed_without_gradients_is_saved(tmp_path):
+    model = _frozen_body_fit(tmp_path, ema=True)
+    payload = torch.load(checkpoint_path(tmp_path / "checkpoints", 2), weights_only=True)
+    assert list(payload["omitted"]) == ["body.0.weight"]
+    assert torch.equal(payload["model"]["body.0.bias"], model.body[0].bias)
+
+
 # ------------------------------------------------------------------------------ AMP, misc
 def test_bf16_autocast_on_cpu_trains_and_records(tmp_path):
     torch.manual_seed(0)

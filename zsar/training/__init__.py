@@ -12,10 +12,10 @@ training or model selection. Under ``torchrun --nproc_per_node N`` the same call
 DDP (the ``batch_size`` given to :class:`LoaderFactory` is global) and only rank 0 writes.
 """
 
-from zsar.training.checkpoint import (capture_rng_states, checkpoint_path, latest_checkpoint,
-                                      list_checkpoints, load_checkpoint, prune_checkpoints,
-                                      restore_rng_states, save_checkpoint, strip_training_state,
-                                      unwrap_model)
+from zsar.training.checkpoint import (capture_rng_states, checkpoint_path, frozen_digests,
+                                      latest_checkpoint, list_checkpoints, load_checkpoint,
+                                      prune_checkpoints, restore_rng_states, save_checkpoint,
+                                      strip_training_state, tensor_digest, unwrap_model)
 from zsar.training.distributed import (DistInfo, LoaderFactory, all_gather_objects,
                                        all_gather_tensors, all_reduce_mean, barrier, cleanup,
                                        distributed_sampler, extract_features,
@@ -31,9 +31,11 @@ __all__ = [
     "AMP_MODES", "DistInfo", "FitResult", "History", "LoaderFactory", "OptimConfig", "Trainer",
     "WarmupCosine", "all_gather_objects", "all_gather_tensors", "all_reduce_mean", "autocast",
     "barrier", "build_optimizer", "build_scheduler", "capture_rng_states", "checkpoint_path",
-    "cleanup", "distributed_sampler", "extract_features", "fit", "gather_in_dataset_order",
+    "cleanup", "distributed_sampler", "extract_features", "fit", "frozen_digests",
+    "gather_in_dataset_order",
     "init_distributed", "is_distributed", "is_main_process", "latest_checkpoint",
     "list_checkpoints", "load_checkpoint", "move_to_device", "param_groups",
     "per_rank_batch_size", "prune_checkpoints", "rank", "resolve_warmup_steps",
-    "restore_rng_states", "save_checkpoint", "strip_training_state", "unwrap_model", "world_size",
+    "restore_rng_states", "save_checkpoint", "strip_training_state", "tensor_digest",
+    "unwrap_model", "world_size",
 ]

@@ -9,8 +9,10 @@ order of epoch ``e`` depends only on ``(seed, e)``. Resumption is per epoch: a r
 middle of an epoch repeats that epoch from its start.
 
 Disk: ``keep_last`` epoch checkpoints are kept; ``best.pt`` is a hard link to the best epoch's
-file. The final epoch's checkpoint, and ``best.pt`` once the run has ended, hold no optimizer,
-scheduler or scaler state: a finished run is only restored (resuming it with other settings is
+file. Frozen parameters that still hold their starting values are left out of every checkpoint
+(``omit_frozen``; a locked text tower is most of a fine-tuned world model's file). The final
+epoch's checkpoint, and ``best.pt`` once the run has ended, hold no optimizer, scheduler or
+scaler state: a finished run is only restored (resuming it with other settings is
 refused), and AdamW's moments would triple the file.
 
 Model selection (``monitor``) only looks at what ``eval_fn`` returns. ``eval_fn`` must score
@@ -38,10 +40,10 @@ from zsar.io import link_or_copy
 from zsar.progress import emit
 from zsar.seed import seed_everything
 from zsar.training import distributed as dist_utils
-from zsar.training.checkpoint import (capture_rng_states, checkpoint_path, latest_checkpoint,
-                                      list_checkpoints, load_checkpoint, prune_checkpoints,
-                                      restore_rng_states, save_checkpoint, strip_training_state,
-                                      unwrap_model)
+from zsar.training.checkpoint import (capture_rng_states, checkpoint_path, frozen_digests,
+                                      latest_checkpoint, list_checkpoints, load_checkpoint,
+                                      prune_checkpoints, restore_rng_states, save_checkpoint,
+                                      strip_training_state, unwrap_model)
 from zsar.training.distributed import move_to_device
 from zsar.training.history import History
 from zsar.training.schedule import build_optimizer, build_scheduler
@@ -139,6 +141,11 @@ class Trainer:
         device: default: ``cuda:<local_rank>`` if available, else CPU.
         steps_per_epoch: needed only when the loaders have no ``len``.
         find_unused_parameters: passed to DDP (for models with frozen/unused branches).
+        omit_frozen: leave out of the checkpoints the frozen parameters (``requires_grad=False``)
+            that still hold their values from the start of the fit (a locked text tower);
+            resuming or reloading then needs the model built from the same start, which
+            :func:`~zsar.training.checkpoint.load_checkpoint` checks by digest. Frozen tensors
+            that change without gradients (an EMA teacher) are always saved.
 
     Attributes set by :meth:`fit`: ``model_`` (possibly DDP-wrapped), ``optimizer_``,
     ``scheduler_``, ``scaler_``, ``history_``, ``step_``, ``device_``.
@@ -150,7 +157,8 @@ class Trainer:
                  eval_fn: Callable[[nn.Module, int], dict] | None = None, monitor: str | None = None,
                  mode: str = "max", resume: bool = True, seed: int = 0, progress: bool | None = None,
                  keep_last: int | None = 2, device: torch.device | str | None = None,
-                 steps_per_epoch: int | None = None, find_unused_parameters: bool = False):
+                 steps_per_epoch: int | None = None, find_unused_parameters: bool = False,
+                 omit_frozen: bool = True):
         self.model = model
         self.loss_fn = loss_fn
         self.train_loader_factory = train_loader_factory
@@ -169,6 +177,7 @@ class Trainer:
         self.device = device
         self.steps_per_epoch = steps_per_epoch
         self.find_unused_parameters = find_unused_parameters
+        self.omit_frozen = omit_frozen
 
     # ------------------------------------------------------------------ setup
     def _check_args(self) -> None:
@@ -212,6 +221,8 @@ class Trainer:
             model = nn.parallel.DistributedDataParallel(
                 model, device_ids=ids, find_unused_parameters=self.find_unused_parameters)
         self.model_ = model
+        # digests of the frozen parameters as built, before a resume loads anything into them
+        self.frozen_start_ = frozen_digests(model) if self.omit_frozen else {}
         o = self.optim
         self.optimizer_ = build_optimizer(self.model, o.lr, o.weight_decay, o.betas,
                                           no_decay_parts=o.no_decay_parts)
@@ -343,7 +354,8 @@ class Trainer:
             # run is only ever restored (its epochs cannot change on resume), and AdamW's two
             # moments would double the file (160 MB -> ~55 MB for the default backbone)
             training = (self.optimizer_, self.scheduler_, self.scaler_) if epoch < self.epochs - 1 else (None,) * 3
-            save_checkpoint(path, self.model_, *training, epoch, self.step_, rng_states, self.history_.rows, extra)
+            save_checkpoint(path, self.model_, *training, epoch, self.step_, rng_states, self.history_.rows, extra,
+                            omit=self._unchanged_frozen())
             best = self.checkpoint_dir_ / BEST_NAME
             if improved:
                 # a hard link, not a copy: best.pt costs no disk while its epoch file is kept
@@ -354,6 +366,11 @@ class Trainer:
             self.history_.write(self.run_dir)
         dist_utils.barrier()
         return path
+
+    def _unchanged_frozen(self) -> dict[str, str]:
+        """``{name: digest}`` of the frozen parameters that still hold their starting values."""
+        now = frozen_digests(self.model_, self.frozen_start_)
+        return {name: digest for name, digest in now.items() if self.frozen_start_.get(name) == digest}
 
     # -------------------------------------------------------------------- fit
     def fit(self) -> FitResult:
