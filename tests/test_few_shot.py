@@ -195,6 +195,38 @@ def test_frame_average_smoke_run_and_resume(tiny_bench, tmp_path, monkeypatch):
     assert run_few_shot_split("frame_average", dict(frames=2, progress=False), source, split, tmp_path, **kw) == rows
 
 
+def test_a_finished_run_gives_the_rows_from_its_artefact_without_a_fit(tiny_bench, tmp_path, monkeypatch):
+    """The run's stored embeddings and prototypes are what the fitted method would compute again."""
+    from zsar.experiments import read_artifact, run_split
+    from zsar.experiments.few_shot import unseen_arrays
+
+    source = load_embedded_source(tiny_bench)
+    split = ZeroShotSplit(range(6), range(6, 12), name="half", n_classes=12)
+    method_kwargs, kw = dict(frames=2, progress=False), dict(k_values=(1, 2), draws=2, seed=1)
+    refitted = run_few_shot_split("frame_average", method_kwargs, source, split, tmp_path / "fit", **kw)
+    run_split("frame_average", method_kwargs, source, split, tmp_path / "run", seed=1)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run must not be fitted again for its few-shot rows")
+
+    monkeypatch.setattr(FrameAverage, "fit", refuse)
+    from_run = run_few_shot_split("frame_average", method_kwargs, source, split, tmp_path / "run", **kw)
+    assert [{k: v for k, v in r.items() if k != "top1" and k != "mean_class_acc"} for r in from_run] == \
+        [{k: v for k, v in r.items() if k != "top1" and k != "mean_class_acc"} for r in refitted]
+    assert [r["top1"] for r in from_run] == pytest.approx([r["top1"] for r in refitted], abs=1e-9)
+    assert json.loads((tmp_path / "run" / "few_shot.json").read_text())["rows"] == from_run
+
+    data = build_split_data(source, split, seed=1)
+    embeddings, zero_shot = unseen_arrays(read_artifact(tmp_path / "run"), data)
+    assert embeddings.shape[0] == len(data.unseen_test) and zero_shot.shape[0] == len(data.unseen_texts)
+    other = build_split_data(source, ZeroShotSplit(range(6, 12), range(6), name="other", n_classes=12), seed=1)
+    with pytest.raises(ValueError, match="does not cover this split's unseen set"):
+        unseen_arrays(read_artifact(tmp_path / "run"), other)
+    # another run configuration (here: another seed) is not read: it needs a fit, which is refused
+    with pytest.raises(AssertionError, match="must not be fitted again"):
+        run_few_shot_split("frame_average", method_kwargs, source, split, tmp_path / "run", **{**kw, "seed": 2})
+
+
 def test_parallel_splits_match_sequential_and_finished_splits_stay_in_process(tiny_bench, tmp_path, monkeypatch):
     """workers=2 gives the rows of a sequential run; a second call reads them without a subprocess."""
     from zsar.experiments import few_shot as few_shot_module

@@ -19,7 +19,7 @@ def test_emit_appends_lines_only_when_asked(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV, str(path))
     emit("splits", method="actionclip", total=3)
     # another process (a split worker) appends to the same file
-    code = f"from zsar.progress import emit; emit('epoch', epoch=1, epochs=4, run='x/random0_seed0/train')"
+    code = "from zsar.progress import emit; emit('epoch', epoch=1, epochs=4, run='x/random0_seed0/train')"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, ENV: str(path)})
     events, offset = read_events(path)
     assert [e["kind"] for e in events] == ["splits", "epoch"] and offset == path.stat().st_size

@@ -110,7 +110,8 @@ def run_comparison(methods: Sequence[str], kwargs: Mapping[str, Mapping[str, Any
             averaged over ``draws`` seeded draws); ``k_shot=0`` skips it.
         reuse_root: another run root with the same layout (notebook 02's run folder): its finished
             runs of the same configuration are adopted instead of fitted again, checkpoints
-            included, so the few-shot column adapts those fits (see ``run_split``'s ``reuse_dir``).
+            included (see ``run_split``'s ``reuse_dir``); the few-shot column is read from the
+            runs' artefacts (:func:`~zsar.experiments.few_shot.artifact_few_shot`).
 
     Raises:
         ValueError: unknown method, or a method without ``kwargs``.

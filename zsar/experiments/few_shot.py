@@ -45,10 +45,11 @@ from zsar.data.errors import SplitError
 from zsar.data.protocols import ZeroShotSplit, kshot_indices, random_class_splits
 from zsar.evaluation.metrics import accuracy_report, mean_std
 from zsar.evaluation.scores import cosine_scores, l2_normalize
+from zsar.experiments.artifact import ArtifactError, RunArtifact, read_artifact
 from zsar.experiments.parallel import map_splits
 from zsar.experiments.runs import fit_on_split, load_if_done, split_config
 from zsar.experiments.sources import DataSource, load_embedded_source
-from zsar.experiments.split_data import DatasetFactory, SplitData, named_splits
+from zsar.experiments.split_data import DatasetFactory, SplitData, build_split_data, named_splits
 from zsar.io import atomic_write_json
 from zsar.methods import METHODS, ZeroShotMethod, make_method
 
@@ -200,8 +201,6 @@ def few_shot_eval(method, data: SplitData, dataset_factory: DatasetFactory, k_va
     Raises:
         FewShotNotApplicable: see :func:`few_shot_skip_reason`.
     """
-    from tqdm.auto import tqdm
-
     reason = few_shot_skip_reason(method)
     if reason is not None:
         raise FewShotNotApplicable(reason)
@@ -211,9 +210,73 @@ def few_shot_eval(method, data: SplitData, dataset_factory: DatasetFactory, k_va
     if embeddings.ndim != 2 or len(embeddings) != len(data.unseen_test):
         raise ValueError(f"video_embeddings gave shape {embeddings.shape}, expected ({len(data.unseen_test)}, D)")
     zero_shot = np.asarray(method.class_prototypes(data.unseen_texts, data.seen_texts), np.float32)
+    label = method_label or getattr(method, "display_name", type(method).__name__)
+    return few_shot_rows(embeddings, zero_shot, data, episodes, adaptations, beta, probe_c,
+                         {"method": label, "split": split_name, "seed": seed}, include_zero_shot, progress)
+
+
+def artifact_few_shot(artifact: RunArtifact, data: SplitData, k_values: Sequence[int] = DEFAULT_K_VALUES,
+                      draws: int = 5, adaptations: Sequence[str] = ADAPTATIONS, beta: float = 0.5,
+                      probe_c: float = 1.0, seed: int = 0, split_name: str = "split",
+                      method_label: str | None = None, include_zero_shot: bool = True,
+                      progress: bool | None = None) -> list[dict]:
+    """:func:`few_shot_eval`'s rows from a finished run's artefact: nothing is fitted or embedded.
+
+    The artefact holds the embedding of every unseen video of the split (``embeddings``, the
+    GZSL test set) and the zero-shot prototypes of the unseen classes (``prototypes[n_seen:]``),
+    the arrays :func:`few_shot_eval` would compute again with the fitted method.
+
+    Args:
+        artifact: the split's :class:`~zsar.experiments.artifact.RunArtifact`.
+        data: the same split's data; its ``unseen_test`` videos are looked up in the artefact.
+        method_label: the rows' ``method`` (default: the artefact's method name).
+        other arguments: as :func:`few_shot_eval`.
+
+    Raises:
+        ArtifactError: the artefact lacks videos or classes of ``data``'s unseen set.
+    """
+    adaptations = _check_adaptations(adaptations)
+    embeddings, zero_shot = unseen_arrays(artifact, data)
+    episodes = few_shot_episodes(data, k_values, draws, seed, split_name)
+    return few_shot_rows(embeddings, zero_shot, data, episodes, adaptations, beta, probe_c,
+                         {"method": method_label or artifact.method_name, "split": split_name, "seed": seed},
+                         include_zero_shot, progress)
+
+
+def unseen_arrays(artifact: RunArtifact, data: SplitData) -> tuple[np.ndarray, np.ndarray]:
+    """``(N_u, D)`` embeddings of ``data.unseen_test`` (in its order) and ``(U, D)`` unseen prototypes.
+
+    Raises:
+        ArtifactError: a video of ``data.unseen_test`` is not in the artefact, or the artefact's
+            unseen classes are not ``data``'s.
+    """
+    row = {str(v): i for i, v in enumerate(artifact.video_ids)}
+    missing = [r.video_id for r in data.unseen_test.records if r.video_id not in row]
+    n_unseen = len(artifact.prototypes) - artifact.n_seen
+    if missing or n_unseen != len(data.unseen_texts):
+        raise ArtifactError(f"the run artefact of {artifact.method_name}/{artifact.split} does not cover this "
+                            f"split's unseen set: {len(missing)} videos missing (e.g. {missing[:2]}), "
+                            f"{n_unseen} unseen classes against {len(data.unseen_texts)}")
+    rows = np.array([row[r.video_id] for r in data.unseen_test.records], dtype=np.int64)
+    return (np.asarray(artifact.embeddings[rows], np.float32),
+            np.asarray(artifact.prototypes[artifact.n_seen:], np.float32))
+
+
+def few_shot_rows(embeddings: np.ndarray, zero_shot: np.ndarray, data: SplitData, episodes: Sequence[FewShotEpisode],
+                  adaptations: Sequence[str], beta: float, probe_c: float, base: dict,
+                  include_zero_shot: bool = True, progress: bool | None = None) -> list[dict]:
+    """Score every episode's adaptations on the test-list clips of the unseen classes.
+
+    Args:
+        embeddings: ``(N_u, D)`` embeddings of ``data.unseen_test``, in its order.
+        zero_shot: ``(U, D)`` zero-shot prototypes of ``data.unseen_texts``.
+        episodes: from :func:`few_shot_episodes` on ``data``.
+        base: the fields every row starts with (``method``, ``split``, ``seed``).
+    """
+    from tqdm.auto import tqdm
+
     labels, test = np.asarray(data.unseen_test.labels), np.flatnonzero(data.testlist_mask)
-    base = {"method": method_label or getattr(method, "display_name", type(method).__name__),
-            "split": split_name, "seed": seed, "n_test": len(test)}
+    base = {**base, "n_test": len(test)}
 
     def row(k: int, draw: int, adaptation: str, scores: np.ndarray, n_support: int, draw_seed: int) -> dict:
         report = accuracy_report(scores, labels[test], ks=(1,))
@@ -221,7 +284,7 @@ def few_shot_eval(method, data: SplitData, dataset_factory: DatasetFactory, k_va
                 "mean_class_acc": report["mean_class_acc"], "n_support": n_support, "draw_seed": draw_seed}
 
     rows = [row(0, 0, ZERO_SHOT_ROW, cosine_scores(embeddings[test], zero_shot), 0, -1)] if include_zero_shot else []
-    for ep in tqdm(episodes, desc=f"{base['method']} few-shot {split_name}", disable=progress is False):
+    for ep in tqdm(episodes, desc=f"{base['method']} few-shot {base['split']}", disable=progress is False):
         support = list(ep.support)
         for adaptation in adaptations:
             scores = adapted_scores(adaptation, embeddings[support], labels[support], embeddings[test], zero_shot,
@@ -290,14 +353,8 @@ def few_shot_config(method_name: str, method_kwargs: dict | None, source: DataSo
 
 
 def _finished_few_shot(job: tuple, seed: int, kwargs: dict) -> list[dict] | None:
-    """The rows of ``job``'s finished few-shot run (same config, ``resume``), else ``None``."""
-    method_name, method_kwargs, source, split, run_dir = job
-    if not kwargs.get("resume", True):
-        return None
-    options = {k: v for k, v in kwargs.items() if k != "dataset_factory"}
-    done = load_if_done(Path(run_dir) / FEW_SHOT_FILE,
-                        few_shot_config(method_name, method_kwargs, source, split, seed=seed, **options))
-    return None if done is None else done["rows"]
+    """The rows of ``job`` where they need no fit (see :func:`run_few_shot_split`), else ``None``."""
+    return _few_shot_split(*job, seed=seed, fit=False, **kwargs)
 
 
 def run_few_shot_split(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,
@@ -305,12 +362,23 @@ def run_few_shot_split(method_name: str, method_kwargs: dict | None, data_root: 
                        draws: int = 5, adaptations: Sequence[str] = ADAPTATIONS, beta: float = 0.5,
                        probe_c: float = 1.0, seed: int = 0, gzsl: bool = True, val_fraction: float = 0.2,
                        dataset_factory: DatasetFactory | None = None, resume: bool = True) -> list[dict]:
-    """Fit ``method_name`` on ``split``'s seen classes (as ``run_split``), then :func:`few_shot_eval`.
+    """Few-shot rows of ``method_name`` on ``split``, from its ``run_split`` folder ``run_dir``.
 
-    ``run_dir`` is the method's ``run_split`` folder: its checkpoints are resumed, not retrained.
-    The rows (with ``method_name``) go to ``run_dir/few_shot.json``, reused when its config
-    matches and ``resume``. A method :func:`few_shot_skip_reason` refuses returns ``[]`` with a warning.
+    With ``resume``, the first of these that exists gives the rows: ``run_dir/few_shot.json`` of
+    the same configuration; the run's artefact of the same run configuration
+    (:func:`artifact_few_shot`: nothing is fitted or embedded). Otherwise the method is fitted as
+    ``run_split`` does (its checkpoints resumed, not retrained) and :func:`few_shot_eval` embeds
+    the unseen videos. The rows (with ``method_name``) go to ``run_dir/few_shot.json``. A method
+    :func:`few_shot_skip_reason` refuses returns ``[]`` with a warning.
     """
+    return _few_shot_split(method_name, method_kwargs, data_root, split, run_dir, k_values, draws, adaptations,
+                           beta, probe_c, seed, gzsl, val_fraction, dataset_factory, resume, fit=True)
+
+
+def _few_shot_split(method_name, method_kwargs, data_root, split, run_dir, k_values=DEFAULT_K_VALUES, draws=5,
+                    adaptations=ADAPTATIONS, beta=0.5, probe_c=1.0, seed=0, gzsl=True, val_fraction=0.2,
+                    dataset_factory=None, resume=True, fit=True) -> list[dict] | None:
+    """:func:`run_few_shot_split`; with ``fit=False``, ``None`` where the rows would need a fit."""
     reason = few_shot_skip_reason(METHODS[method_name]) if method_name in METHODS else None
     if reason is not None:
         warnings.warn(f"few-shot skipped: {reason}", stacklevel=2)
@@ -323,12 +391,31 @@ def run_few_shot_split(method_name: str, method_kwargs: dict | None, data_root: 
     if done is not None:
         return done["rows"]
     method = make_method(method_name, **{"seed": seed, "resume": resume, **(method_kwargs or {})})
-    data, make = fit_on_split(method, source, split, run_dir, seed, gzsl, val_fraction, dataset_factory)
-    rows = few_shot_eval(method, data, make, k_values, draws, adaptations, beta, probe_c, seed,
-                         split.name or "split", progress=getattr(method, "progress", None))
+    options = dict(k_values=k_values, draws=draws, adaptations=adaptations, beta=beta, probe_c=probe_c,
+                   seed=seed, split_name=split.name or "split", method_label=method.display_name,
+                   progress=getattr(method, "progress", None))
+    artifact = _finished_artifact(run_dir, split_config(method_name, method.get_params(), split, seed, gzsl,
+                                                        val_fraction, source)) if resume else None
+    if artifact is not None:
+        rows = artifact_few_shot(artifact, build_split_data(source, split, True, gzsl, val_fraction, seed), **options)
+    elif not fit:
+        return None
+    else:
+        data, make = fit_on_split(method, source, split, run_dir, seed, gzsl, val_fraction, dataset_factory)
+        rows = few_shot_eval(method, data, make, **options)
     rows = [{**r, "method_name": method_name} for r in rows]
     atomic_write_json(run_dir / FEW_SHOT_FILE, {"config": config, "rows": rows})
     return rows
+
+
+def _finished_artifact(run_dir: Path, run_config: dict) -> RunArtifact | None:
+    """The artefact of the finished run in ``run_dir`` made with ``run_config``, else ``None``."""
+    if load_if_done(run_dir / "metrics.json", run_config) is None:
+        return None
+    try:
+        return read_artifact(run_dir, run_config)
+    except ArtifactError:
+        return None
 
 
 def run_few_shot_splits(method_name: str, method_kwargs: dict | None, data_root: str | os.PathLike | DataSource,

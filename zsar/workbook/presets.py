@@ -2,13 +2,14 @@
 
 * ``quick`` — the notebooks' own defaults, what ``make workbook`` runs: the world model of the
   ``open`` regime, the benchmark at 40 clips per class, 10 seeded splits, 2 epochs per fit,
-  static prompts for the motion-prompt method, no few-shot column and no ablations. It is sized to
-  finish within an hour on a 2-core CPU, world model and benchmark included (docs/performance.md).
+  static prompts for the motion-prompt method, the 2-shot column (5 support draws, read from the
+  finished runs) and no ablations. It is sized to finish within an hour on a 2-core CPU, world
+  model and benchmark included (docs/performance.md).
 * ``paper`` — the configuration of the results table: the full benchmark (150 clips per class),
   both corpus regimes (notebooks 02–07 run once per regime, ``disjoint`` into
   ``<runs>/disjoint/`` and ``<figures>/disjoint/``), 15 epochs, dynamic motion prompts, four
-  ablations and the 2-shot column (5 support draws) on every split. ``<runs>/regimes.md`` then puts notebook 06's tables of
-  both regimes side by side. Every fit resumes where it stopped, so an interrupted run continues.
+  ablations on every split. ``<runs>/regimes.md`` then puts notebook 06's tables of both regimes
+  side by side. Every fit resumes where it stopped, so an interrupted run continues.
 
 ``-p NAME VALUE`` on the command line still wins over a preset's value.
 """
@@ -30,12 +31,13 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "quick": Preset("quick", "the notebooks' defaults: one regime, 40 clips per class, 2 epochs, no ablations (within an hour on 2 CPU cores)"),
+    "quick": Preset("quick", "the notebooks' defaults: one regime, 40 clips per class, 2 epochs, the 2-shot column, "
+                             "no ablations (within an hour on 2 CPU cores)"),
     "paper": Preset(
         "paper", "the results table: both regimes, 150 clips per class, 15 epochs, full ablations",
         {"REGIMES": ["open", "disjoint"], "CLIPS_PER_CLASS": 150, "EPOCHS": 15, "METHOD_SETTINGS": {},
          "ABLATIONS": ["asu-no_mra", "asu-no_unit_selection", "motion_prompts-no_motion_stream",
-                       "lss-no_distillation"], "ABLATION_SPLITS": None, "K_SHOT": 2, "FEW_SHOT_DRAWS": 5},
+                       "lss-no_distillation"], "ABLATION_SPLITS": None},
         regimes=("open", "disjoint")),
 }
 """The presets ``python -m zsar.workbook --preset NAME`` knows."""
