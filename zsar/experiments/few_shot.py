@@ -16,14 +16,17 @@ Adaptations, through the public API of any fitted method (``video_embeddings`` `
   ``K * C`` normalised support embeddings.
 
 Every unseen clip is embedded once per fitted method and split; episodes only index the cache.
+A finished run (``run_split``'s artefact) already holds those embeddings and the zero-shot
+prototypes, so :func:`artifact_few_shot` adapts it without the model.
 A ``k = 0`` row (adaptation ``zero_shot``) scores the cached test embeddings against the zero-shot
 prototypes by cosine, the reference the curves start from (ESZSL's own score is a dot product, so
 its ``zero_shot`` row can differ from its ``run_split`` top-1). Methods that are not zero-shot
 (the supervised ceiling has seen the unseen classes) or lack a video embedding are skipped
 (:func:`few_shot_skip_reason`).
 
-Entry points: :func:`run_few_shot_splits` (fit + adapt over splits, in ``run_splits``' folders),
-:func:`few_shot_eval` (one fitted method, one split), :func:`summarize_few_shot` (mean ± std per
+Entry points: :func:`run_few_shot_splits` (adapt over splits, in ``run_splits``' folders: from
+the finished runs' artefacts, else fitting), :func:`few_shot_eval` (one fitted method, one split),
+:func:`artifact_few_shot` (one finished run), :func:`summarize_few_shot` (mean ± std per
 method, K, adaptation) and :func:`few_shot_table` (``"mean ± std"`` strings, K as columns).
 """
 
