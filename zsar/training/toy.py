@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> None:
                             args.dropout, kill_at_epoch=args.kill_at_epoch, device=args.device)
         if dist_utils.is_main_process():
             print(json.dumps(final, sort_keys=True))
+        # no rank tears its gloo connections down while another still writes or gathers: without
+        # this, a rank finishing first made the other abort at exit, now and then
+        dist_utils.barrier()
     finally:
         dist_utils.cleanup()
 
